@@ -1,0 +1,8 @@
+"""Inference engines behind one interface: named numpy inputs in, named numpy outputs out.
+
+Torch-free by design: the deployed app imports this package.
+"""
+from .base import BackendError, BaseBackend, build_backend
+from .onnxruntime import ONNXRuntimeBackend
+
+__all__ = ['BackendError', 'BaseBackend', 'ONNXRuntimeBackend', 'build_backend']

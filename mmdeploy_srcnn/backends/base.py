@@ -1,0 +1,72 @@
+"""The interface every backend wrapper implements, and building one from a config dict."""
+import abc
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Union
+
+import numpy as np
+
+from mmdeploy_srcnn.registry import BACKENDS
+
+PathLike = Union[str, os.PathLike]
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be built or cannot run a model."""
+
+
+class BaseBackend(abc.ABC):
+    """Runs one ONNX model file.
+
+    Subclasses load the model in ``__init__`` and implement :meth:`run`. ``metadata`` holds the
+    model's ``metadata_props`` (colour order, value range, factor format ...).
+    """
+
+    def __init__(self, onnx_path: PathLike) -> None:
+        self.onnx_path = Path(onnx_path)
+        if not self.onnx_path.is_file():
+            raise BackendError(f'{self.onnx_path}: ONNX model file not found')
+
+    @property
+    @abc.abstractmethod
+    def input_names(self) -> List[str]:
+        """Names of the graph inputs, in graph order."""
+
+    @property
+    @abc.abstractmethod
+    def output_names(self) -> List[str]:
+        """Names of the graph outputs, in graph order."""
+
+    @property
+    @abc.abstractmethod
+    def metadata(self) -> Dict[str, str]:
+        """The model's ``metadata_props`` as a dict."""
+
+    @abc.abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Run the model on named inputs; returns every output by name."""
+
+    def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
+        missing = sorted(set(self.input_names) - set(inputs))
+        unknown = sorted(set(inputs) - set(self.input_names))
+        if missing or unknown:
+            raise BackendError(f'{self.onnx_path.name}: inputs do not match the model '
+                               f'(missing: {missing or "none"}, unknown: {unknown or "none"}; '
+                               f'the model takes {self.input_names})')
+
+
+def build_backend(backend_config: Mapping[str, Any], onnx_path: PathLike) -> BaseBackend:
+    """Build the backend named by ``backend_config['type']`` for ``onnx_path``.
+
+    The other keys of ``backend_config`` are the backend's options.
+    """
+    options = dict(backend_config)
+    backend_type = options.pop('type', None)
+    if backend_type is None:
+        raise BackendError("backend_config has no 'type' "
+                           f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')
+    backend_cls = BACKENDS.get(backend_type)
+    if backend_cls is None:
+        raise BackendError(f'unknown backend type {backend_type!r} '
+                           f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')
+    return backend_cls(onnx_path, **options)

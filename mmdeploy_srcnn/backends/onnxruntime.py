@@ -1,0 +1,63 @@
+"""ONNX Runtime backend (the default engine)."""
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+import onnxruntime as ort
+
+from mmdeploy_srcnn.registry import BACKENDS
+
+from .base import BackendError, BaseBackend, PathLike
+
+_OPT_LEVELS = {
+    'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@BACKENDS.register_module(name='onnxruntime')
+class ONNXRuntimeBackend(BaseBackend):
+    """Runs a model with ONNX Runtime on the CPU.
+
+    Args:
+        onnx_path: the model file.
+        threads: intra-op threads; ``None`` lets ONNX Runtime choose.
+        optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+    """
+
+    def __init__(self, onnx_path: PathLike, threads: Optional[int] = None,
+                 optimization_level: str = 'all') -> None:
+        super().__init__(onnx_path)
+        if optimization_level not in _OPT_LEVELS:
+            raise BackendError(f'unknown ONNX Runtime optimization_level {optimization_level!r} '
+                               f'(choose from {", ".join(_OPT_LEVELS)})')
+        options = ort.SessionOptions()
+        options.graph_optimization_level = _OPT_LEVELS[optimization_level]
+        if threads is not None:
+            if threads < 1:
+                raise BackendError(f'threads must be >= 1, got {threads}')
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(self.onnx_path), options,
+                                                 providers=['CPUExecutionProvider'])
+        except Exception as err:  # ORT raises its own exception types for bad files
+            raise BackendError(f'{self.onnx_path}: ONNX Runtime cannot load the model: '
+                               f'{str(err).splitlines()[0]}') from err
+
+    @property
+    def input_names(self) -> List[str]:
+        return [node.name for node in self._session.get_inputs()]
+
+    @property
+    def output_names(self) -> List[str]:
+        return [node.name for node in self._session.get_outputs()]
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        self._check_inputs(inputs)
+        outputs = self._session.run(None, dict(inputs))
+        return dict(zip(self.output_names, outputs))

@@ -1,0 +1,1 @@
+"""Torch-free utilities: file writing, images, configs, metrics."""
