@@ -1,5 +1,6 @@
 """Super-resolution models and their checkpoint loading."""
+from .builder import build_model
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .srcnn import SRCNN
 
-__all__ = ['SRCNN', 'CheckpointError', 'load_checkpoint', 'save_checkpoint']
+__all__ = ['SRCNN', 'CheckpointError', 'build_model', 'load_checkpoint', 'save_checkpoint']

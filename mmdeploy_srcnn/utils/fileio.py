@@ -8,6 +8,17 @@ from typing import IO, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner only; a written result should get the usual
+# permissions of a new file instead.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it onto ``path``.
@@ -20,6 +31,7 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.chmod(tmp_name, _FILE_MODE)
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8'})) as file:
             yield file
@@ -43,6 +55,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}',
                                     dir=path.parent)
     os.close(fd)
+    os.chmod(tmp_name, _FILE_MODE)
     tmp_path = Path(tmp_name)
     try:
         yield tmp_path

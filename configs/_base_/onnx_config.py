@@ -1,0 +1,17 @@
+# ONNX export settings shared by every deploy config.
+onnx_config = dict(
+    type='onnx',
+    # 'torchscript' (torch.onnx.export(dynamo=False), opset 11..20) or
+    # 'dynamo' (torch.export based, the default of torch >= 2.9; opset >= 18).
+    exporter='torchscript',
+    opset_version=17,
+    save_file='end2end.onnx',  # relative to the work dir
+    input_names=['input', 'factor'],
+    output_names=['output'],
+    # 'hw': factor is [scale_h, scale_w]; 'nchw': [1, 1, scale_h, scale_w] (MMDeploy tutorial).
+    factor_format='hw',
+    dynamic_axes=dict(
+        input={0: 'batch', 2: 'height', 3: 'width'},
+        output={0: 'batch', 2: 'out_height', 3: 'out_width'},
+    ),
+)

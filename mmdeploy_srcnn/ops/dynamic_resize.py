@@ -1,0 +1,168 @@
+"""Resize by a Tensor of scales (or to a Tensor of sizes), exported as one ONNX ``Resize``.
+
+``F.interpolate`` wants Python numbers, so tracing bakes the factor into the graph as a
+constant. These operators take the factor as a Tensor instead, which becomes a graph input:
+
+* eager: the matching ATen upsampling kernel, with the output size computed by ONNX's float32
+  rule (:func:`mmdeploy_srcnn.utils.sizes.resized_length`) and the sampling grid from the scale
+  itself, exactly what ONNX Runtime does;
+* TorchScript exporter: a symbolic function emitting ``Resize(x, roi='', scales)``;
+* dynamo exporter: a translation of the same node.
+
+They are ``torch.library`` custom ops, usable directly in model code too.
+"""
+import warnings
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor
+from torch.onnx import symbolic_helper
+
+from mmdeploy_srcnn.utils.sizes import resized_length
+
+MODES = ('nearest', 'bilinear', 'bicubic')
+_OP_NAMESPACE = 'mmdeploy_srcnn'
+TORCHSCRIPT_MIN_OPSET = 11
+
+
+def resize_attributes(mode: str, align_corners: bool) -> Dict[str, object]:
+    """ONNX ``Resize`` attributes that reproduce ``F.interpolate(mode, align_corners)``."""
+    if mode == 'nearest':
+        if align_corners:
+            raise ValueError('align_corners=True is not defined for nearest resizing')
+        return {'mode': 'nearest', 'coordinate_transformation_mode': 'asymmetric',
+                'nearest_mode': 'floor'}
+    if mode not in MODES:
+        raise ValueError(f'unsupported resize mode {mode!r} (choose from {", ".join(MODES)})')
+    attrs: Dict[str, object] = {
+        'mode': 'linear' if mode == 'bilinear' else 'cubic',
+        'coordinate_transformation_mode': 'align_corners' if align_corners
+                                          else 'pytorch_half_pixel',
+    }
+    if mode == 'bicubic':
+        attrs['cubic_coeff_a'] = -0.75  # PyTorch's bicubic kernel
+    return attrs
+
+
+def _spatial_scales(scales: Tensor) -> Tuple[float, float]:
+    if scales.dim() != 1 or scales.numel() not in (2, 4):
+        raise ValueError('scales must be a 1-D tensor [scale_h, scale_w] or '
+                         f'[1, 1, scale_h, scale_w], got shape {tuple(scales.shape)}')
+    values = scales.detach().to(torch.float32).tolist()
+    if scales.numel() == 4 and values[:2] != [1.0, 1.0]:
+        raise ValueError(f'scales [n, c, h, w] must not scale batch or channels, got {values}')
+    scale_h, scale_w = values[-2:]
+    if not all(v > 0 and v != float('inf') for v in (scale_h, scale_w)):
+        raise ValueError(f'scales must be finite and > 0, got {values[-2:]}')
+    return scale_h, scale_w
+
+
+def _upsample(x: Tensor, size: List[int], mode: str, align_corners: bool,
+              scale_h: float, scale_w: float) -> Tensor:
+    resize_attributes(mode, align_corners)  # validates mode and align_corners
+    if x.dim() != 4:
+        raise ValueError(f'dynamic resize expects an NCHW tensor, got shape {tuple(x.shape)}')
+    if mode == 'nearest':
+        return torch.ops.aten.upsample_nearest2d.default(x, size, scale_h, scale_w)
+    if mode == 'bilinear':
+        return torch.ops.aten.upsample_bilinear2d.default(x, size, align_corners,
+                                                         scale_h, scale_w)
+    return torch.ops.aten.upsample_bicubic2d.default(x, size, align_corners, scale_h, scale_w)
+
+
+@torch.library.custom_op(f'{_OP_NAMESPACE}::dynamic_resize', mutates_args=())
+def _dynamic_resize_op(x: Tensor, scales: Tensor, mode: str, align_corners: bool) -> Tensor:
+    scale_h, scale_w = _spatial_scales(scales)
+    size = [resized_length(x.shape[2], scale_h), resized_length(x.shape[3], scale_w)]
+    if min(size) < 1:
+        raise ValueError(f'resizing {tuple(x.shape[2:])} by ({scale_h}, {scale_w}) gives an '
+                         f'empty output {tuple(size)}')
+    return _upsample(x, size, mode, align_corners, scale_h, scale_w)
+
+
+@torch.library.custom_op(f'{_OP_NAMESPACE}::dynamic_resize_to_size', mutates_args=())
+def _dynamic_resize_to_size_op(x: Tensor, sizes: Tensor, mode: str,
+                               align_corners: bool) -> Tensor:
+    if sizes.dim() != 1 or sizes.numel() != 2:
+        raise ValueError(f'sizes must be a 1-D tensor [height, width], got shape '
+                         f'{tuple(sizes.shape)}')
+    out_h, out_w = (int(v) for v in sizes.tolist())
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f'sizes must be >= 1, got {[out_h, out_w]}')
+    # Without explicit scales ATen maps coordinates with in/out, as ONNX Resize with sizes does.
+    return _upsample(x, [out_h, out_w], mode, align_corners, None, None)
+
+
+@_dynamic_resize_op.register_fake
+def _(x: Tensor, scales: Tensor, mode: str, align_corners: bool) -> Tensor:
+    ctx = torch.library.get_ctx()
+    return x.new_empty((x.shape[0], x.shape[1], ctx.new_dynamic_size(),
+                        ctx.new_dynamic_size()))
+
+
+@_dynamic_resize_to_size_op.register_fake
+def _(x: Tensor, sizes: Tensor, mode: str, align_corners: bool) -> Tensor:
+    ctx = torch.library.get_ctx()
+    return x.new_empty((x.shape[0], x.shape[1], ctx.new_dynamic_size(),
+                        ctx.new_dynamic_size()))
+
+
+def dynamic_resize(x: Tensor, scales: Tensor, mode: str = 'bicubic',
+                   align_corners: bool = False) -> Tensor:
+    """Resize NCHW ``x`` by ``scales`` = ``[scale_h, scale_w]`` or ``[1, 1, scale_h, scale_w]``.
+
+    Exports to ``Resize(x, '', scales)`` with ``scales`` computed from the graph input.
+    """
+    return _dynamic_resize_op(x, scales, mode, bool(align_corners))
+
+
+def dynamic_resize_to_size(x: Tensor, sizes: Tensor, mode: str = 'bicubic',
+                           align_corners: bool = False) -> Tensor:
+    """Resize NCHW ``x`` to ``sizes`` = ``[height, width]`` given as a Tensor.
+
+    Exports to ``Resize(x, '', '', sizes)`` with ``sizes`` computed from the graph input.
+    """
+    return _dynamic_resize_to_size_op(x, sizes, mode, bool(align_corners))
+
+
+# ---- TorchScript exporter -------------------------------------------------------------------
+
+def _onnx_attrs(mode: str, align_corners: bool) -> Dict[str, object]:
+    suffix = {str: '_s', float: '_f', int: '_i'}
+    return {key + suffix[type(value)]: value
+            for key, value in resize_attributes(mode, align_corners).items()}
+
+
+def _full_scales(g, scales):
+    if scales.type().scalarType() != 'Float':
+        scales = g.op('Cast', scales, to_i=1)  # FLOAT
+    if symbolic_helper._get_tensor_sizes(scales) == [4]:
+        return scales
+    ones = g.op('Constant', value_t=torch.ones(2, dtype=torch.float32))
+    return g.op('Concat', ones, scales, axis_i=0)
+
+
+@symbolic_helper.parse_args('v', 'v', 's', 'b')
+def _dynamic_resize_symbolic(g, x, scales, mode, align_corners):
+    empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
+    return g.op('Resize', x, empty, _full_scales(g, scales), **_onnx_attrs(mode, align_corners))
+
+
+@symbolic_helper.parse_args('v', 'v', 's', 'b')
+def _dynamic_resize_to_size_symbolic(g, x, sizes, mode, align_corners):
+    empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
+    batch_channels = g.op('Slice', g.op('Shape', x),
+                          g.op('Constant', value_t=torch.tensor([0])),
+                          g.op('Constant', value_t=torch.tensor([2])))
+    full_sizes = g.op('Concat', batch_channels, g.op('Cast', sizes, to_i=7), axis_i=0)  # INT64
+    return g.op('Resize', x, empty, empty, full_sizes, **_onnx_attrs(mode, align_corners))
+
+
+with warnings.catch_warnings():
+    # Part of the (deprecated, still supported) TorchScript exporter, which we support on purpose.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    torch.onnx.register_custom_op_symbolic(f'{_OP_NAMESPACE}::dynamic_resize',
+                                           _dynamic_resize_symbolic, TORCHSCRIPT_MIN_OPSET)
+    torch.onnx.register_custom_op_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
+                                           _dynamic_resize_to_size_symbolic,
+                                           TORCHSCRIPT_MIN_OPSET)

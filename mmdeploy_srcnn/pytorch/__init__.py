@@ -1,0 +1,2 @@
+"""Rewrites of PyTorch functions; importing this package registers them."""
+from . import functions  # noqa: F401

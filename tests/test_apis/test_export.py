@@ -1,0 +1,154 @@
+"""torch2onnx: one .onnx whose upscale factor is a graph input, checked, annotated, atomic."""
+import importlib.util
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmdeploy_srcnn.apis import ExportError, torch2onnx
+from mmdeploy_srcnn.apis.export import make_factor
+from mmdeploy_srcnn.apis.verify import run_backend, run_torch
+from mmdeploy_srcnn.backends import build_backend
+from mmdeploy_srcnn.models import SRCNN
+from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
+
+CONFIG = 'configs/srcnn_dynamic.py'
+
+
+def _dims(value_info):
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.fixture(scope='module')
+def deploy_cfg():
+    return load_deploy_config(CONFIG)
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return SRCNN(residual=True).eval()
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory, deploy_cfg, model):
+    return torch2onnx(model, deploy_cfg, tmp_path_factory.mktemp('export'))
+
+
+def test_graph_is_resize_then_convs_with_dynamic_axes(exported, deploy_cfg):
+    proto = onnx.load(str(exported))
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count('Resize') == 1
+    assert [op for op in ops if op not in ('Constant', 'Concat')] == [
+        'Resize', 'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Add']
+    assert proto.opset_import[0].version == deploy_cfg.onnx_config.opset_version
+    inputs = {value.name: _dims(value) for value in proto.graph.input}
+    assert inputs == {'input': ['batch', 3, 'height', 'width'], 'factor': [2]}
+    (output,) = proto.graph.output
+    assert output.name == 'output'
+    assert _dims(output) == ['batch', 3, 'out_height', 'out_width']
+    resize = next(node for node in proto.graph.node if node.op_type == 'Resize')
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}
+    assert attrs['mode'] == b'cubic' and attrs['cubic_coeff_a'] == pytest.approx(-0.75)
+
+
+def test_metadata_describes_the_model(exported):
+    metadata = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
+    assert ModelConvention.from_metadata(metadata) == ModelConvention()
+    assert metadata['mmdeploy_srcnn.model_name'] == 'SRCNN'
+    assert metadata['mmdeploy_srcnn.exporter'] == 'torchscript'
+
+
+@pytest.mark.parametrize('scale', [(2.0, 2.0), (3.0, 3.0), (2.5, 2.5), (2.0, 3.0), (4.0, 1.5)])
+@pytest.mark.parametrize('shape', [(1, 3, 16, 16), (2, 3, 21, 13)])
+def test_one_file_runs_every_factor_and_matches_pytorch(exported, deploy_cfg, model, scale,
+                                                        shape):
+    backend = build_backend(deploy_cfg.backend_config, exported)
+    image = np.random.default_rng(1).random(shape, dtype=np.float32)
+    expected = run_torch(model, torch.from_numpy(image), scale, deploy_cfg)
+    actual = run_backend(backend, image, scale, deploy_cfg)
+    assert actual.shape == expected.shape == (shape[0], 3, int(shape[2] * scale[0]),
+                                              int(shape[3] * scale[1]))
+    assert np.abs(actual - expected).max() <= 1e-4
+
+
+def test_export_restores_interpolate(exported):
+    assert F.interpolate is torch.nn.functional.__dict__['interpolate']
+    assert getattr(F.interpolate, '__wrapped__', None) is None
+
+
+def test_nchw_factor_format(tmp_path, model):
+    cfg = load_deploy_config(CONFIG, {'onnx_config.factor_format': 'nchw',
+                                      'onnx_config.opset_version': 11})
+    path = torch2onnx(model, cfg, tmp_path)
+    proto = onnx.load(str(path))
+    assert {v.name: _dims(v) for v in proto.graph.input}['factor'] == [4]
+    assert proto.opset_import[0].version == 11
+    backend = build_backend(cfg.backend_config, path)
+    image = np.random.default_rng(2).random((1, 3, 10, 12), dtype=np.float32)
+    factor = make_factor((3.0, 2.0), 'nchw').numpy()
+    assert factor.tolist() == [1.0, 1.0, 3.0, 2.0]
+    out = backend.run({'input': image, 'factor': factor})['output']
+    assert out.shape == (1, 3, 30, 24)
+    expected = run_torch(model, torch.from_numpy(image), (3.0, 2.0), cfg)
+    assert np.abs(out - expected).max() <= 1e-4
+
+
+def test_model_module_with_imported_interpolate_exports_dynamic(tmp_path, deploy_cfg):
+    source = tmp_path / 'alias_model.py'
+    source.write_text(textwrap.dedent('''
+        import torch
+        from torch.nn.functional import interpolate
+
+        class AliasNet(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+            def forward(self, x, factor):
+                return self.conv(interpolate(x, scale_factor=factor, mode='bicubic',
+                                             align_corners=False))
+    '''))
+    spec = importlib.util.spec_from_file_location('alias_model_for_export', source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        net = module.AliasNet().eval()
+        path = torch2onnx(net, deploy_cfg, tmp_path)
+        assert module.interpolate is F.interpolate  # restored after export
+        backend = build_backend(deploy_cfg.backend_config, path)
+        image = np.random.default_rng(3).random((1, 3, 8, 8), dtype=np.float32)
+        for scale in [(2.0, 2.0), (3.0, 2.5)]:
+            out = run_backend(backend, image, scale, deploy_cfg)
+            expected = run_torch(net, torch.from_numpy(image), scale, deploy_cfg)
+            assert out.shape == expected.shape == (1, 3, 8 * scale[0], int(8 * scale[1]))
+            assert np.abs(out - expected).max() <= 1e-4
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_opset_below_11_is_a_config_error_not_a_file(tmp_path):
+    with pytest.raises(ConfigError, match=r'onnx_config.opset_version: .*11..20.*got 9'):
+        load_deploy_config(CONFIG, {'onnx_config.opset_version': 9})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_export_keeps_the_previous_file(tmp_path, deploy_cfg, exported):
+    target = tmp_path / deploy_cfg.onnx_config.save_file
+    target.write_bytes(exported.read_bytes())
+    before = target.read_bytes()
+
+    class Broken(torch.nn.Module):
+        def forward(self, x, factor):
+            raise RuntimeError('boom inside forward')
+
+    with pytest.raises(ExportError, match='torchscript export failed: boom inside forward'):
+        torch2onnx(Broken(), deploy_cfg, tmp_path)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
