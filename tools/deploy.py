@@ -12,9 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmengine.logging import MMLogger
-
 from mmdeploy_srcnn.utils.config import ConfigError, DictAction, load_deploy_config
+from mmdeploy_srcnn.utils.logger import get_logger
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logger = MMLogger.get_instance('mmdeploy_srcnn', log_level=args.log_level)
+    logger = get_logger(args.log_level)
     try:
         cfg = load_deploy_config(args.config, args.cfg_options)
     except ConfigError as err:

@@ -4,9 +4,10 @@ The export runs inside a :class:`~mmdeploy_srcnn.core.RewriterContext`, so ``F.i
 with a Tensor factor becomes an ONNX ``Resize`` whose ``scales`` come from the ``factor`` input.
 Patching is process-global; the context's lock serialises concurrent exports.
 """
+import logging
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import onnx
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 import mmdeploy_srcnn
 import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
 from mmdeploy_srcnn.core import RewriterContext
+from mmdeploy_srcnn.ops.dynamic_resize import dynamo_translation_table
 from mmdeploy_srcnn.utils.config import validate_deploy_config
 from mmdeploy_srcnn.utils.fileio import atomic_path
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
@@ -58,9 +60,58 @@ def _export_torchscript(model: nn.Module, args: Tuple[Tensor, Tensor], path: Pat
                           do_constant_folding=True)
 
 
+def _dynamic_shapes(onnx_cfg: Any) -> Tuple[Optional[Dict[int, Any]], ...]:
+    """The config's ``dynamic_axes`` of each input as ``torch.export.Dim`` objects."""
+    dims: Dict[str, Any] = {}
+    shapes = []
+    for name in onnx_cfg.input_names:
+        axes = onnx_cfg.dynamic_axes.get(name)
+        if not axes:
+            shapes.append(None)
+            continue
+        shapes.append({axis: dims.setdefault(label, torch.export.Dim(label))
+                       for axis, label in axes.items()})
+    return tuple(shapes)
+
+
+def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
+                   onnx_cfg: Any) -> None:
+    exporter_log = logging.getLogger('torch.onnx._internal.exporter._registration')
+    previous_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" is not our concern
+    try:
+        with warnings.catch_warnings():
+            # torch-internal pytree deprecation noise, not actionable by a user of this tool.
+            warnings.filterwarnings('ignore', category=FutureWarning, module='copyreg')
+            program = torch.onnx.export(
+                model, args, None, dynamo=True, opset_version=onnx_cfg.opset_version,
+                input_names=list(onnx_cfg.input_names),
+                output_names=list(onnx_cfg.output_names),
+                dynamic_shapes=_dynamic_shapes(onnx_cfg),
+                custom_translation_table=dynamo_translation_table(),
+                external_data=False, optimize=True, verbose=False)
+    finally:
+        exporter_log.setLevel(previous_level)
+    opset = next(o.version for o in program.model_proto.opset_import if o.domain in ('', 'ai.onnx'))
+    if opset != onnx_cfg.opset_version:
+        raise ExportError(f'the dynamo exporter produced opset {opset} instead of the '
+                          f'requested {onnx_cfg.opset_version}')
+    program.save(str(path), external_data=False)
+
+
 _EXPORTERS: Dict[str, Callable[[nn.Module, Tuple[Tensor, Tensor], Path, Any], None]] = {
     'torchscript': _export_torchscript,
+    'dynamo': _export_dynamo,
 }
+
+
+def _label_dynamic_axes(proto: onnx.ModelProto, onnx_cfg: Any) -> None:
+    """Name dynamic axes as the config says (the dynamo exporter calls outputs u0, u1 ...)."""
+    values = {value.name: value for value in [*proto.graph.input, *proto.graph.output]}
+    for name, axes in onnx_cfg.dynamic_axes.items():
+        dims = values[name].type.tensor_type.shape.dim
+        for axis, label in axes.items():
+            dims[axis].dim_param = label
 
 
 def _finalize(path: Path, deploy_cfg: Config, model: nn.Module) -> None:
@@ -76,8 +127,10 @@ def _finalize(path: Path, deploy_cfg: Config, model: nn.Module) -> None:
                 'mmdeploy_srcnn.version': mmdeploy_srcnn.__version__,
                 'mmdeploy_srcnn.exporter': onnx_cfg.exporter,
                 'mmdeploy_srcnn.torch_version': torch.__version__}
+    _label_dynamic_axes(proto, onnx_cfg)
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]
     del proto.metadata_props[:]
-    for key, value in metadata.items():
+    for key, value in [*kept, *metadata.items()]:
         proto.metadata_props.add(key=key, value=value)
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -85,6 +138,14 @@ def _finalize(path: Path, deploy_cfg: Config, model: nn.Module) -> None:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         raise ExportError(f'the exported model fails the ONNX checks: {err}') from err
     onnx.save(proto, str(path))
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost cause, in one line: the exporters wrap the real error in their own."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    lines = str(err).strip().splitlines()
+    return f'{type(err).__name__}: {lines[0] if lines else ""}'
 
 
 def torch2onnx(model: nn.Module, deploy_cfg: Config, work_dir: Path) -> Path:
@@ -108,7 +169,7 @@ def torch2onnx(model: nn.Module, deploy_cfg: Config, work_dir: Path) -> Path:
             try:
                 exporter(model, args, tmp_path, onnx_cfg)
             except Exception as err:
-                raise ExportError(f'{onnx_cfg.exporter} export failed: '
-                                  f'{str(err).strip().splitlines()[0]}') from err
+                raise ExportError(f'{onnx_cfg.exporter} export failed: {_root_cause(err)}') \
+                    from err
         _finalize(tmp_path, deploy_cfg, model)
     return save_path

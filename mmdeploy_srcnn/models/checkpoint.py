@@ -39,9 +39,10 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
         raise CheckpointError(f'{path}: checkpoint file not found')
     try:
         raw = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises pickle, zip and runtime errors here
-        raise CheckpointError(f'{path}: cannot load checkpoint safely: '
-                              f'{str(err).splitlines()[0]}') from err
+    except Exception as err:  # torch raises pickle, zip, EOF and runtime errors here
+        detail = str(err).strip().splitlines()
+        raise CheckpointError(f'{path}: cannot load checkpoint safely: {type(err).__name__}'
+                              f'{": " + detail[0] if detail else ""}') from err
     meta = raw.get('meta', {}) if isinstance(raw, dict) else {}
     return {'state_dict': _extract_state_dict(raw, path), 'meta': meta}
 

@@ -166,3 +166,29 @@ with warnings.catch_warnings():
     torch.onnx.register_custom_op_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
                                            _dynamic_resize_to_size_symbolic,
                                            TORCHSCRIPT_MIN_OPSET)
+
+
+# ---- dynamo exporter ------------------------------------------------------------------------
+
+def dynamo_translation_table() -> Dict[object, object]:
+    """``custom_translation_table`` entries for ``torch.onnx.export(..., dynamo=True)``.
+
+    Each custom op becomes the same single ``Resize`` node as with the TorchScript exporter.
+    onnxscript is imported here, not at module import, to keep importing this module cheap.
+    """
+    from onnxscript import opset18 as op
+
+    def translate_dynamic_resize(x, scales, mode: str, align_corners: bool):
+        if scales.shape[0] == 2:  # [scale_h, scale_w] -> [1, 1, scale_h, scale_w]
+            scales = op.Concat(op.Constant(value_floats=[1.0, 1.0]), scales, axis=0)
+        return op.Resize(x, None, scales, **resize_attributes(mode, align_corners))
+
+    def translate_dynamic_resize_to_size(x, sizes, mode: str, align_corners: bool):
+        full_sizes = op.Concat(op.Shape(x, start=0, end=2), op.Cast(sizes, to=7), axis=0)
+        return op.Resize(x, None, None, full_sizes, **resize_attributes(mode, align_corners))
+
+    return {
+        torch.ops.mmdeploy_srcnn.dynamic_resize.default: translate_dynamic_resize,
+        torch.ops.mmdeploy_srcnn.dynamic_resize_to_size.default:
+            translate_dynamic_resize_to_size,
+    }

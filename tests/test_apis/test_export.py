@@ -18,15 +18,17 @@ from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
 CONFIG = 'configs/srcnn_dynamic.py'
+EXPORTERS = {'torchscript': {}, 'dynamo': {'onnx_config.exporter': 'dynamo',
+                                           'onnx_config.opset_version': 18}}
 
 
 def _dims(value_info):
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-@pytest.fixture(scope='module')
-def deploy_cfg():
-    return load_deploy_config(CONFIG)
+@pytest.fixture(scope='module', params=list(EXPORTERS))
+def deploy_cfg(request):
+    return load_deploy_config(CONFIG, EXPORTERS[request.param])
 
 
 @pytest.fixture(scope='module')
@@ -43,9 +45,13 @@ def exported(tmp_path_factory, deploy_cfg, model):
 def test_graph_is_resize_then_convs_with_dynamic_axes(exported, deploy_cfg):
     proto = onnx.load(str(exported))
     ops = [node.op_type for node in proto.graph.node]
-    assert ops.count('Resize') == 1
-    assert [op for op in ops if op not in ('Constant', 'Concat')] == [
-        'Resize', 'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Add']
+    network = ['Resize', 'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Add']
+    if deploy_cfg.onnx_config.exporter == 'dynamo':
+        # No leftover shape arithmetic: [1, 1] ++ factor, then the network.
+        assert ops == ['Concat'] + network
+    else:
+        assert [op for op in ops if op not in ('Constant', 'Concat')] == network
+        assert ops.count('Concat') == 1
     assert proto.opset_import[0].version == deploy_cfg.onnx_config.opset_version
     inputs = {value.name: _dims(value) for value in proto.graph.input}
     assert inputs == {'input': ['batch', 3, 'height', 'width'], 'factor': [2]}
@@ -57,11 +63,11 @@ def test_graph_is_resize_then_convs_with_dynamic_axes(exported, deploy_cfg):
     assert attrs['mode'] == b'cubic' and attrs['cubic_coeff_a'] == pytest.approx(-0.75)
 
 
-def test_metadata_describes_the_model(exported):
+def test_metadata_describes_the_model(exported, deploy_cfg):
     metadata = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
     assert ModelConvention.from_metadata(metadata) == ModelConvention()
     assert metadata['mmdeploy_srcnn.model_name'] == 'SRCNN'
-    assert metadata['mmdeploy_srcnn.exporter'] == 'torchscript'
+    assert metadata['mmdeploy_srcnn.exporter'] == deploy_cfg.onnx_config.exporter
 
 
 @pytest.mark.parametrize('scale', [(2.0, 2.0), (3.0, 3.0), (2.5, 2.5), (2.0, 3.0), (4.0, 1.5)])
@@ -82,13 +88,15 @@ def test_export_restores_interpolate(exported):
     assert getattr(F.interpolate, '__wrapped__', None) is None
 
 
-def test_nchw_factor_format(tmp_path, model):
+@pytest.mark.parametrize('exporter, opset', [('torchscript', 11), ('dynamo', 20)])
+def test_nchw_factor_format(tmp_path, model, exporter, opset):
     cfg = load_deploy_config(CONFIG, {'onnx_config.factor_format': 'nchw',
-                                      'onnx_config.opset_version': 11})
+                                      'onnx_config.exporter': exporter,
+                                      'onnx_config.opset_version': opset})
     path = torch2onnx(model, cfg, tmp_path)
     proto = onnx.load(str(path))
     assert {v.name: _dims(v) for v in proto.graph.input}['factor'] == [4]
-    assert proto.opset_import[0].version == 11
+    assert proto.opset_import[0].version == opset
     backend = build_backend(cfg.backend_config, path)
     image = np.random.default_rng(2).random((1, 3, 10, 12), dtype=np.float32)
     factor = make_factor((3.0, 2.0), 'nchw').numpy()
@@ -148,7 +156,27 @@ def test_failed_export_keeps_the_previous_file(tmp_path, deploy_cfg, exported):
         def forward(self, x, factor):
             raise RuntimeError('boom inside forward')
 
-    with pytest.raises(ExportError, match='torchscript export failed: boom inside forward'):
+    with pytest.raises(ExportError, match=f'{deploy_cfg.onnx_config.exporter} export failed: '
+                                          'RuntimeError: boom inside forward'):
         torch2onnx(Broken(), deploy_cfg, tmp_path)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_both_exporters_agree(tmp_path, model):
+    backends = {}
+    for exporter, options in EXPORTERS.items():
+        cfg = load_deploy_config(CONFIG, options)
+        backends[exporter] = (cfg, build_backend(cfg.backend_config,
+                                                 torch2onnx(model, cfg, tmp_path / exporter)))
+    image = np.random.default_rng(4).random((2, 3, 19, 23), dtype=np.float32)
+    for scale in [(2.0, 2.0), (2.5, 2.5), (2.0, 3.0), (2.3, 2.3)]:
+        outputs = [run_backend(backend, image, scale, cfg) for cfg, backend in backends.values()]
+        assert outputs[0].shape == outputs[1].shape
+        assert np.abs(outputs[0] - outputs[1]).max() <= 1e-5
+
+
+def test_dynamo_rejects_opsets_it_would_silently_change():
+    with pytest.raises(ConfigError, match='the dynamo exporter supports opset 18'):
+        load_deploy_config(CONFIG, {'onnx_config.exporter': 'dynamo',
+                                    'onnx_config.opset_version': 13})

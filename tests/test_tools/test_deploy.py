@@ -1,0 +1,91 @@
+"""tools/deploy.py: the main job end to end, its outputs, exit codes and error messages."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL_MATRIX = ['verify.sizes=[(12,10)]', 'verify.batch_sizes=[1,2]']
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('deploy_tool', ROOT / 'tools' / 'deploy.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+deploy = _load_tool()
+
+
+def test_main_job_in_a_subprocess(tmp_path):
+    result = subprocess.run(
+        [sys.executable, 'tools/deploy.py', 'configs/srcnn_dynamic.py', '--work-dir',
+         str(tmp_path), '--cfg-options', *SMALL_MATRIX],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['passed'] is True
+    labels = ['x2', 'x3', 'x4', 'x2.5', 'x2x3', 'x2.3']
+    assert len(report['verification']) == len(labels) * 2
+    assert all(row['max_abs_diff'] <= 1e-4 for row in report['verification'])
+    assert sorted(p.name for p in (tmp_path / 'images').iterdir()) == sorted(
+        f'demo_{label}.png' for label in labels)
+    onnx.checker.check_model(onnx.load(str(tmp_path / 'end2end.onnx')), full_check=True)
+    assert 'x2x3' in result.stdout and 'FAIL' not in result.stdout
+
+
+def test_dynamo_config(tmp_path):
+    code = deploy.main(['configs/srcnn_dynamic_dynamo.py', '--work-dir', str(tmp_path),
+                        '--cfg-options', 'verify.sizes=[(9,11)]', 'verify.scales=[2.5,(2,3)]'])
+    assert code == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['exporter'] == 'dynamo' and report['opset'] == 18
+    assert report['nodes'] == ['Concat', 'Resize', 'Conv', 'Relu', 'Conv', 'Relu', 'Conv',
+                               'Add']
+
+
+def test_mismatch_exits_1(tmp_path, capsys):
+    code = deploy.main(['configs/srcnn_dynamic.py', '--work-dir', str(tmp_path),
+                        '--cfg-options', 'verify.sizes=[(8,8)]', 'verify.scales=[3]',
+                        'verify.batch_sizes=[1]', 'verify.atol=1e-12'])
+    assert code == 1
+    assert 'FAIL' in capsys.readouterr().out
+    assert json.loads((tmp_path / 'report.json').read_text())['passed'] is False
+
+
+@pytest.mark.parametrize('args, message', [
+    (['configs/nope.py'], 'configs/nope.py: config file not found'),
+    (['configs/srcnn_dynamic.py', '--cfg-options', 'onnx_config.opset_version=9'],
+     'onnx_config.opset_version'),
+    (['configs/srcnn_dynamic.py', '--img', 'missing.png'], 'demo image missing.png not found'),
+    (['configs/srcnn_dynamic.py', '--checkpoint', 'missing.pth'],
+     'checkpoint missing.pth not found'),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
+    assert deploy.main([*args, '--work-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count('\n') == 1 and 'Traceback' not in err
+    assert not (tmp_path / 'end2end.onnx').exists()
+
+
+def test_not_an_image_exits_2(tmp_path, capsys):
+    bogus = tmp_path / 'bogus.png'
+    bogus.write_text('not an image')
+    code = deploy.main(['configs/srcnn_dynamic.py', '--img', str(bogus), '--work-dir',
+                        str(tmp_path / 'out'), '--cfg-options', 'verify.sizes=[(8,8)]',
+                        'verify.scales=[2]', 'verify.batch_sizes=[1]'])
+    assert code == 2
+    assert 'bogus.png' in capsys.readouterr().err
+
+
+def test_help_explains_the_outputs():
+    result = subprocess.run([sys.executable, 'tools/deploy.py', '--help'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for word in ('--work-dir', '--cfg-options', 'end2end.onnx', 'report.json'):
+        assert word in result.stdout

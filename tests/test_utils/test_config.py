@@ -1,0 +1,117 @@
+"""Deploy config loading: _base_ inheritance, custom_imports, and errors that name the key."""
+import sys
+import textwrap
+
+import pytest
+
+from mmdeploy_srcnn.core import FUNCTION_REWRITER
+from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config, parse_scale
+
+CONFIG = 'configs/srcnn_dynamic.py'
+
+
+def test_main_config_inherits_its_bases():
+    cfg = load_deploy_config(CONFIG)
+    assert cfg.onnx_config.exporter == 'torchscript'
+    assert cfg.onnx_config.input_names == ['input', 'factor']
+    assert cfg.onnx_config.dynamic_axes['output'] == {0: 'batch', 2: 'out_height',
+                                                      3: 'out_width'}
+    assert cfg.backend_config.type == 'onnxruntime'
+    assert cfg.model.type == 'SRCNN'
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'onnx_config.opset_version': 9}, r'onnx_config.opset_version: .*11..20 for a dynamic Resize, got 9'),
+    ({'onnx_config.opset_version': 21}, r'onnx_config.opset_version: .*got 21'),
+    ({'onnx_config.opset_version': '17'}, r'onnx_config.opset_version: must be int, got str'),
+    ({'onnx_config.exporter': 'jit'}, r'onnx_config.exporter: must be one of torchscript, '
+                                      r"dynamo, got 'jit'"),
+    ({'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 13},
+     r'the dynamo exporter supports opset 18\.\.'),
+    ({'onnx_config.save_file': '../escape.onnx'}, r'onnx_config.save_file: must be a file '
+                                                  r'name inside the work dir'),
+    ({'onnx_config.save_file': '/tmp/abs.onnx'}, r'onnx_config.save_file'),
+    ({'onnx_config.input_names': ['input']}, r'onnx_config.input_names: must be two names'),
+    ({'onnx_config.factor_format': 'chw'}, r'onnx_config.factor_format: must be one of hw, '
+                                           r'nchw'),
+    ({'onnx_config.dynamic_axes.image': {0: 'batch'}}, r"'image' is not an input or output"),
+    ({'backend_config.type': 3}, r'backend_config.type: must be str'),
+    ({'verify.scales': [2, -1]}, r'verify.scales: scale -1 must be finite and > 0'),
+    ({'verify.scales': [float('nan')]}, r'verify.scales: .*finite and > 0'),
+    ({'verify.scales': []}, r'verify.scales: must list at least one scale'),
+    ({'verify.sizes': [(0, 4)]}, r'verify.sizes: each entry must be a \(height, width\)'),
+    ({'verify.batch_sizes': [0]}, r'verify.batch_sizes: must list positive ints'),
+    ({'verify.atol': -1.0}, r'verify.atol: must be a positive number'),
+    ({'checkpoint': 5}, r'checkpoint: must be a path or None'),
+])
+def test_wrong_values_name_the_key(options, message):
+    with pytest.raises(ConfigError, match=message):
+        load_deploy_config(CONFIG, options)
+
+
+def test_missing_key_is_named(tmp_path):
+    config = tmp_path / 'partial.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = [{str(__import__('pathlib').Path(CONFIG).resolve())!r}]
+        verify = dict(_delete_=True, scales=[2], sizes=[(8, 8)], batch_sizes=[1])
+    '''))
+    with pytest.raises(ConfigError, match=r'partial.py: verify.atol: missing \(required key\)'):
+        load_deploy_config(config)
+
+
+def test_missing_file_and_broken_python(tmp_path):
+    with pytest.raises(ConfigError, match='nope.py: config file not found'):
+        load_deploy_config(tmp_path / 'nope.py')
+    broken = tmp_path / 'broken.py'
+    broken.write_text('onnx_config = dict(\n')
+    with pytest.raises(ConfigError, match='broken.py: cannot load config'):
+        load_deploy_config(broken)
+
+
+def test_custom_imports_register_user_rewriters(tmp_path, monkeypatch):
+    (tmp_path / 'my_rewriters.py').write_text(textwrap.dedent('''
+        from mmdeploy_srcnn.core import FUNCTION_REWRITER
+
+        @FUNCTION_REWRITER.register_rewriter('torch.Tensor.repeat', backend='my_backend')
+        def repeat__my_backend(self, *sizes):
+            return FUNCTION_REWRITER.get_context().origin_func(self, *sizes)
+    '''))
+    config = tmp_path / 'with_imports.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = [{str(__import__('pathlib').Path(CONFIG).resolve())!r}]
+        custom_imports = dict(imports=['my_rewriters'], allow_failed_imports=False)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        load_deploy_config(config)
+        (record,) = [r for r in FUNCTION_REWRITER.records() if r.backend == 'my_backend']
+        assert record.func_name == 'torch.Tensor.repeat'
+        assert record.rewriter.__module__ == 'my_rewriters'
+    finally:
+        FUNCTION_REWRITER.unregister_rewriter('torch.Tensor.repeat', backend='my_backend')
+        sys.modules.pop('my_rewriters', None)
+
+
+def test_custom_imports_of_a_missing_module_fail_loudly(tmp_path):
+    config = tmp_path / 'bad_imports.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = [{str(__import__('pathlib').Path(CONFIG).resolve())!r}]
+        custom_imports = dict(imports=['no_such_rewriters_module'])
+    '''))
+    with pytest.raises(ConfigError, match='no_such_rewriters_module'):
+        load_deploy_config(config)
+
+
+@pytest.mark.parametrize('value, expected', [
+    (2, (2.0, 2.0)), (2.5, (2.5, 2.5)), ((2, 3), (2.0, 3.0)), ('2x3', (2.0, 3.0)),
+    ('2.5', (2.5, 2.5)), ('2X3', (2.0, 3.0)),
+])
+def test_parse_scale(value, expected):
+    assert parse_scale(value) == expected
+
+
+@pytest.mark.parametrize('value', ['abc', '2x', 'x3', '2x3x4', 0, -1, float('inf'), 'nan',
+                                   True, (1, 2, 3), None])
+def test_parse_scale_rejects(value):
+    with pytest.raises(ValueError, match='scale'):
+        parse_scale(value)
