@@ -9,6 +9,10 @@ from mmdeploy_srcnn.ops import dynamic_resize, dynamic_resize_to_size
 from mmdeploy_srcnn.ops.dynamic_resize import resize_attributes
 from mmdeploy_srcnn.utils.sizes import resized_length
 
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning',
+    'ignore:The feature will be removed:DeprecationWarning')
+
 MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),
               ('bicubic', False), ('bicubic', True)]
 

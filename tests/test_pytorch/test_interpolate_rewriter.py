@@ -1,6 +1,4 @@
 """The shipped ``F.interpolate`` rewrite: Tensor factors and sizes become dynamic Resize inputs."""
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F

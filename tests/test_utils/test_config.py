@@ -21,7 +21,8 @@ def test_main_config_inherits_its_bases():
 
 
 @pytest.mark.parametrize('options, message', [
-    ({'onnx_config.opset_version': 9}, r'onnx_config.opset_version: .*11..20 for a dynamic Resize, got 9'),
+    ({'onnx_config.opset_version': 9},
+     r'onnx_config.opset_version: .*11..20 for a dynamic Resize, got 9'),
     ({'onnx_config.opset_version': 21}, r'onnx_config.opset_version: .*got 21'),
     ({'onnx_config.opset_version': '17'}, r'onnx_config.opset_version: must be int, got str'),
     ({'onnx_config.exporter': 'jit'}, r'onnx_config.exporter: must be one of torchscript, '
