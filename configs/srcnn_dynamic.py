@@ -1,17 +1,3 @@
 # The main job: SRCNN exported once, run at any upscale factor on ONNX Runtime.
 #   python tools/deploy.py configs/srcnn_dynamic.py
-_base_ = ['./_base_/onnx_config.py', './_base_/backends/onnxruntime.py']
-
-model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), residual=True)
-checkpoint = 'checkpoints/srcnn_multiscale.pth'  # relative to the current directory
-demo_image = 'demo/demo.png'
-
-# PyTorch vs the backend, every combination; shapes must match and values agree within atol
-# (model inputs and outputs are RGB in [0, 1]).
-verify = dict(
-    # x2.3 at 50 px: ONNX's float32 size rule gives 115, PyTorch's float64 rule 114.
-    scales=[2, 3, 4, 2.5, (2, 3), 2.3],
-    sizes=[(32, 32), (50, 30), (37, 53)],
-    batch_sizes=[1, 2],
-    atol=1e-4,
-)
+_base_ = ['./_base_/srcnn.py', './_base_/onnx_config.py', './_base_/backends/onnxruntime.py']

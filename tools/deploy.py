@@ -31,6 +31,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         metavar='KEY=VALUE',
                         help='override config keys, e.g. onnx_config.opset_version=13 '
                              'verify.atol=1e-5')
+    parser.add_argument('--compare-backends', nargs='*', metavar='BACKEND',
+                        help='also run these backends (none named: every available one: '
+                             'onnxruntime, openvino, reference) on the same inputs and print '
+                             'a matrix of max abs differences; also set by the config\'s '
+                             'verify.compare_backends')
     parser.add_argument('--log-level', default='INFO',
                         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
     return parser.parse_args(argv)
@@ -58,22 +63,28 @@ def main(argv=None) -> int:
     # Imported here so that --help and config errors answer without loading torch.
     from mmdeploy_srcnn.apis.deploy import format_table, run_deploy, summary
     from mmdeploy_srcnn.apis.export import ExportError
+    from mmdeploy_srcnn.apis.verify import format_comparison
     from mmdeploy_srcnn.backends import BackendError
     from mmdeploy_srcnn.models import CheckpointError
     from mmdeploy_srcnn.utils.image import ImageError
+    compare = args.compare_backends
+    if compare is None and cfg.verify.get('compare_backends'):
+        compare = list(cfg.verify.compare_backends)
     try:
-        result = run_deploy(cfg, work_dir, image, checkpoint, logger)
+        result = run_deploy(cfg, work_dir, image, checkpoint, logger, compare=compare)
     except (CheckpointError, BackendError, ExportError, ImageError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(format_table(result.rows))
+    if result.comparison is not None:
+        print(format_comparison(result.comparison))
     stats = summary(result.rows)
     logger.info(f'{stats["cases"]} cases, {stats["failed"]} failed, max |diff| '
                 f'{stats["max_abs_diff"]:.2e} (atol {cfg.verify.atol:g}); wrote '
                 f'{result.onnx_path}, {result.report_path} and {len(result.image_paths)} images '
                 f'in {result.image_paths[0].parent}')
     if not result.passed:
-        logger.error('verification FAILED: the backend disagrees with PyTorch (see the table)')
+        logger.error('verification FAILED: engines disagree beyond the tolerance (see above)')
         return 1
     return 0
 

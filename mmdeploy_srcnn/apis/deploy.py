@@ -14,8 +14,10 @@ from mmengine.logging import MMLogger
 
 import mmdeploy_srcnn
 from mmdeploy_srcnn.apis.export import make_factor, torch2onnx
-from mmdeploy_srcnn.apis.verify import VerificationRow, run_backend, verify_backend
-from mmdeploy_srcnn.backends import BaseBackend, build_backend
+from mmdeploy_srcnn.apis.verify import (BackendComparison, VerificationRow, compare_backends,
+                                        run_backend, verify_backend)
+from mmdeploy_srcnn.backends import BackendError, BaseBackend, build_backend
+from mmdeploy_srcnn.registry import BACKENDS
 from mmdeploy_srcnn.models import build_model
 from mmdeploy_srcnn.ops import dynamic_resize
 from mmdeploy_srcnn.utils.config import parse_scale
@@ -31,10 +33,12 @@ class DeployResult:
     report_path: Path
     image_paths: List[Path]
     rows: List[VerificationRow]
+    comparison: Optional[BackendComparison] = None
 
     @property
     def passed(self) -> bool:
-        return all(row.passed for row in self.rows)
+        return (all(row.passed for row in self.rows)
+                and (self.comparison is None or self.comparison.passed))
 
 
 def scale_label(scale: Any) -> str:
@@ -86,9 +90,37 @@ def write_demo_images(backend: BaseBackend, deploy_cfg: Config, image_path: Path
     return written
 
 
+def build_comparison_backends(deploy_cfg: Config, onnx_path: Path, names: List[str],
+                              main_backend: BaseBackend, logger: MMLogger
+                              ) -> Dict[str, BaseBackend]:
+    """Backends to compare: ``names``, or every registered one when ``names`` is empty.
+
+    Named backends must build; of "every registered one", those whose package is missing are
+    skipped with a warning that says so.
+    """
+    requested = names or sorted(BACKENDS.module_dict)
+    backends: Dict[str, BaseBackend] = {}
+    for name in requested:
+        if name == deploy_cfg.backend_config.type:
+            backends[name] = main_backend
+            continue
+        try:
+            backends[name] = build_backend(dict(type=name), onnx_path)
+        except BackendError as err:
+            if names:
+                raise
+            logger.warning(f'backend {name} skipped in the comparison: {err}')
+    return backends
+
+
 def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
-               checkpoint: Optional[str], logger: MMLogger) -> DeployResult:
-    """Export, check, verify against PyTorch on the backend, write demo images and a report."""
+               checkpoint: Optional[str], logger: MMLogger,
+               compare: Optional[List[str]] = None) -> DeployResult:
+    """Export, check, verify against PyTorch on the backend, write demo images and a report.
+
+    ``compare``: also run these backends (``[]``: every available one) on the same inputs and
+    record their pairwise agreement.
+    """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(deploy_cfg, checkpoint, logger)
@@ -103,6 +135,10 @@ def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
 
     backend = build_backend(deploy_cfg.backend_config, onnx_path)
     rows = verify_backend(model, backend, deploy_cfg)
+    comparison = None
+    if compare is not None:
+        backends = build_comparison_backends(deploy_cfg, onnx_path, compare, backend, logger)
+        comparison = compare_backends(model, backends, deploy_cfg)
     image_paths = write_demo_images(backend, deploy_cfg, image_path, work_dir / 'images')
 
     report = {
@@ -119,12 +155,13 @@ def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
         'demo_image': str(image_path),
         'images': [str(path) for path in image_paths],
         'verification': [row.as_dict() for row in rows],
-        'passed': all(row.passed for row in rows),
+        'backend_comparison': comparison.as_dict() if comparison else None,
     }
-    report_path = work_dir / 'report.json'
-    with atomic_write(report_path, 'w') as file:
+    result = DeployResult(onnx_path, work_dir / 'report.json', image_paths, rows, comparison)
+    report['passed'] = result.passed
+    with atomic_write(result.report_path, 'w') as file:
         json.dump(report, file, indent=2)
-    return DeployResult(onnx_path, report_path, image_paths, rows)
+    return result
 
 
 def format_table(rows: List[VerificationRow]) -> str:

@@ -46,6 +46,10 @@ class BaseBackend(abc.ABC):
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """Run the model on named inputs; returns every output by name."""
 
+    def accepts(self, inputs: Mapping[str, np.ndarray]) -> bool:
+        """Whether this backend can run these inputs (a slow one may refuse large ones)."""
+        return True
+
     def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
         missing = sorted(set(self.input_names) - set(inputs))
         unknown = sorted(set(inputs) - set(self.input_names))
@@ -53,6 +57,14 @@ class BaseBackend(abc.ABC):
             raise BackendError(f'{self.onnx_path.name}: inputs do not match the model '
                                f'(missing: {missing or "none"}, unknown: {unknown or "none"}; '
                                f'the model takes {self.input_names})')
+
+
+def read_onnx_metadata(onnx_path: PathLike) -> Dict[str, str]:
+    """``metadata_props`` of an ONNX file, for engines whose API does not expose them."""
+    import onnx  # only the engines without their own metadata API pay for this import
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    return {prop.key: prop.value for prop in proto.metadata_props}
 
 
 def build_backend(backend_config: Mapping[str, Any], onnx_path: PathLike) -> BaseBackend:
@@ -65,7 +77,7 @@ def build_backend(backend_config: Mapping[str, Any], onnx_path: PathLike) -> Bas
     if backend_type is None:
         raise BackendError("backend_config has no 'type' "
                            f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')
-    backend_cls = BACKENDS.get(backend_type)
+    backend_cls = BACKENDS.module_dict.get(backend_type)  # not .get(): see registry.py
     if backend_cls is None:
         raise BackendError(f'unknown backend type {backend_type!r} '
                            f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')

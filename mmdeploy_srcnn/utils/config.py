@@ -167,6 +167,13 @@ def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
                                   for b in batch_sizes):
         _fail(source, 'verify.batch_sizes', f'must list positive ints, got {batch_sizes!r}')
-    atol = _require(cfg, 'verify.atol', source, (int, float))
-    if not (math.isfinite(atol) and atol > 0):
-        _fail(source, 'verify.atol', f'must be a positive number, got {atol!r}')
+    for key in ('atol', 'cross_backend_atol'):
+        if key == 'cross_backend_atol' and key not in cfg.verify:
+            continue  # optional, defaults to 1e-5
+        atol = _require(cfg, f'verify.{key}', source, (int, float))
+        if not (math.isfinite(atol) and atol > 0):
+            _fail(source, f'verify.{key}', f'must be a positive number, got {atol!r}')
+    compare = cfg.verify.get('compare_backends', [])
+    if not isinstance(compare, (list, tuple)) or not all(isinstance(n, str) for n in compare):
+        _fail(source, 'verify.compare_backends', f'must be a list of backend names, '
+                                                 f'got {compare!r}')

@@ -89,3 +89,29 @@ def test_help_explains_the_outputs():
     assert result.returncode == 0
     for word in ('--work-dir', '--cfg-options', 'end2end.onnx', 'report.json'):
         assert word in result.stdout
+
+
+def test_openvino_config_compares_every_engine(tmp_path, capsys):
+    code = deploy.main(['configs/srcnn_dynamic_openvino.py', '--work-dir', str(tmp_path),
+                        '--cfg-options', 'verify.sizes=[(12,10)]', 'verify.batch_sizes=[1]'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert 'openvino' in out and 'reference' in out
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['backend'] == 'openvino'
+    comparison = report['backend_comparison']
+    assert comparison['engines'] == ['pytorch', 'openvino', 'onnxruntime', 'reference']
+    assert comparison['passed'] and len(comparison['pairs']) == 6
+    for pair in comparison['pairs']:
+        assert pair['cases'] == 6 and pair['shape_mismatches'] == 0
+        limit = 1e-4 if 'pytorch' in pair['engines'] else 1e-5
+        assert pair['max_abs_diff'] <= limit, pair
+
+
+def test_compare_backends_flag_selects_engines(tmp_path, capsys):
+    code = deploy.main(['configs/srcnn_dynamic.py', '--work-dir', str(tmp_path),
+                        '--compare-backends', 'openvino', '--cfg-options',
+                        'verify.sizes=[(8,8)]', 'verify.scales=[2.5]', 'verify.batch_sizes=[1]'])
+    assert code == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['backend_comparison']['engines'] == ['pytorch', 'openvino']

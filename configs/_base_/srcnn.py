@@ -1,0 +1,15 @@
+# SRCNN, its weights, the demo image and the verification matrix, shared by the deploy configs.
+model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), residual=True)
+checkpoint = 'checkpoints/srcnn_multiscale.pth'  # relative to the current directory
+demo_image = 'demo/demo.png'
+
+# PyTorch vs the backend, every combination; shapes must match and values agree within atol
+# (model inputs and outputs are RGB in [0, 1]).
+verify = dict(
+    # x2.3 at 50 px: ONNX's float32 size rule gives 115, PyTorch's float64 rule 114.
+    scales=[2, 3, 4, 2.5, (2, 3), 2.3],
+    sizes=[(32, 32), (50, 30), (37, 53)],
+    batch_sizes=[1, 2],
+    atol=1e-4,
+    cross_backend_atol=1e-5,  # between two backends (--compare-backends)
+)

@@ -1,0 +1,100 @@
+"""Verification matrices: they pass what agrees and fail, by name, what does not."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmdeploy_srcnn.apis.verify import compare_backends, format_comparison, verify_backend
+from mmdeploy_srcnn.backends import BaseBackend
+from mmdeploy_srcnn.ops import dynamic_resize
+from mmdeploy_srcnn.utils.config import load_deploy_config
+
+
+class ResizeOnly(torch.nn.Module):
+    def forward(self, x, factor):
+        return dynamic_resize(x, factor)
+
+
+class FakeBackend(BaseBackend):
+    """Runs a numpy function in place of a model, to inject disagreements."""
+
+    def __init__(self, path, function):
+        super().__init__(path)
+        self.function = function
+
+    input_names = property(lambda self: ['input', 'factor'])
+    output_names = property(lambda self: ['output'])
+    metadata = property(lambda self: {})
+
+    def run(self, inputs):
+        self._check_inputs(inputs)
+        return {'output': self.function(inputs['input'], inputs['factor'])}
+
+
+def _torch_resize(image, factor):
+    return dynamic_resize(torch.from_numpy(image), torch.from_numpy(factor)).numpy()
+
+
+def _float64_size_resize(image, factor):
+    """What an engine computing floor(in * scale) in float64 returns."""
+    height = math.floor(image.shape[2] * float(factor[0]))
+    width = math.floor(image.shape[3] * float(factor[1]))
+    return torch.nn.functional.interpolate(torch.from_numpy(image), size=(height, width),
+                                           mode='bicubic', align_corners=False).numpy()
+
+
+@pytest.fixture
+def cfg():
+    return load_deploy_config('configs/srcnn_dynamic.py', {
+        'verify.scales': [2, 2.3], 'verify.sizes': [(50, 30)], 'verify.batch_sizes': [1]})
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'')
+    return path
+
+
+def test_verify_passes_equal_and_fails_perturbed(cfg, model_file):
+    good = verify_backend(ResizeOnly(), FakeBackend(model_file, _torch_resize), cfg)
+    assert [row.passed for row in good] == [True, True]
+    bad = verify_backend(ResizeOnly(), FakeBackend(model_file, lambda i, f: _torch_resize(
+        i, f) + 2e-4), cfg)
+    assert [row.passed for row in bad] == [False, False]
+    assert all(row.max_abs_diff == pytest.approx(2e-4, rel=1e-3) for row in bad)
+
+
+def test_verify_reports_shape_mismatch(cfg, model_file):
+    rows = verify_backend(ResizeOnly(), FakeBackend(model_file, _float64_size_resize), cfg)
+    by_scale = {row.scale: row for row in rows}
+    assert by_scale[(2.0, 2.0)].passed
+    mismatch = by_scale[(2.3, 2.3)]
+    assert not mismatch.passed and mismatch.max_abs_diff is None
+    assert mismatch.torch_shape == (1, 3, 115, 69) and mismatch.backend_shape == (1, 3, 114, 68)
+
+
+def test_comparison_tells_size_rule_from_real_mismatch(cfg, model_file):
+    backends = {'float32': FakeBackend(model_file, _torch_resize),
+                'float64': FakeBackend(model_file, _float64_size_resize),
+                'cropped': FakeBackend(model_file, lambda i, f: _torch_resize(i, f)[..., :-2])}
+    result = compare_backends(ResizeOnly(), backends, cfg)
+    assert result.size_rule_cases[('pytorch', 'float64')] == 1
+    assert result.pair_passed('pytorch', 'float64')  # x2 agrees, x2.3 is the spec ambiguity
+    assert result.pair_passed('pytorch', 'float32')
+    assert result.shape_mismatches[('pytorch', 'cropped')] == 2
+    assert not result.pair_passed('pytorch', 'cropped') and not result.passed
+    text = format_comparison(result)
+    assert '2 shape!' in text and 'float32 vs float64' in text
+
+
+def test_comparison_fails_values_beyond_cross_backend_tolerance(cfg, model_file):
+    backends = {'a': FakeBackend(model_file, _torch_resize),
+                'b': FakeBackend(model_file, lambda i, f: _torch_resize(i, f) + 5e-5)}
+    result = compare_backends(ResizeOnly(), backends, cfg)
+    assert result.pair_passed('pytorch', 'b')  # within 1e-4 of PyTorch
+    assert not result.pair_passed('a', 'b')  # but not within 1e-5 of the other backend
+    assert result.max_diff[('a', 'b')] == pytest.approx(5e-5, rel=1e-2)
+    assert 'FAIL' in format_comparison(result)
+    assert np.isclose(result.as_dict()['pairs'][-1]['max_abs_diff'], 5e-5, rtol=1e-2)

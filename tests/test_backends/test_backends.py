@@ -1,0 +1,121 @@
+"""Backend wrappers: one interface, the same numbers, clear errors, and no torch."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmdeploy_srcnn.apis import torch2onnx
+from mmdeploy_srcnn.backends import BackendError, build_backend
+from mmdeploy_srcnn.models import SRCNN
+from mmdeploy_srcnn.registry import BACKENDS
+from mmdeploy_srcnn.utils.config import load_deploy_config
+
+ENGINES = ['onnxruntime', 'openvino', 'reference']
+
+
+@pytest.fixture(scope='module', params=['torchscript', 'dynamo'])
+def onnx_path(request, tmp_path_factory):
+    options = ({} if request.param == 'torchscript'
+               else {'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 18})
+    cfg = load_deploy_config('configs/srcnn_dynamic.py', options)
+    return torch2onnx(SRCNN(residual=True), cfg, tmp_path_factory.mktemp(request.param))
+
+
+def _inputs(shape, scale):
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    return {'input': image, 'factor': np.array(scale, dtype=np.float32)}
+
+
+def test_registry_lists_all_engines():
+    assert sorted(BACKENDS.module_dict) == sorted(ENGINES)
+
+
+@pytest.mark.parametrize('scale', [(2.0, 2.0), (2.5, 2.5), (2.0, 3.0)])
+def test_engines_agree(onnx_path, scale):
+    inputs = _inputs((1, 3, 12, 9), scale)
+    outputs = {name: build_backend(dict(type=name), onnx_path).run(inputs)['output']
+               for name in ENGINES}
+    expected_shape = (1, 3, int(12 * scale[0]), int(9 * scale[1]))
+    for name, output in outputs.items():
+        assert output.shape == expected_shape, name
+    assert np.abs(outputs['openvino'] - outputs['onnxruntime']).max() <= 1e-5
+    assert np.abs(outputs['reference'] - outputs['onnxruntime']).max() <= 1e-5
+
+
+@pytest.mark.parametrize('name', ENGINES)
+def test_interface(onnx_path, name):
+    backend = build_backend(dict(type=name), onnx_path)
+    assert backend.input_names == ['input', 'factor']
+    assert backend.output_names == ['output']
+    assert backend.metadata['mmdeploy_srcnn.factor_format'] == 'hw'
+    with pytest.raises(BackendError, match=r"missing: \['factor'\].*unknown: \['scale'\]"):
+        backend.run({'input': np.zeros((1, 3, 4, 4), np.float32),
+                     'scale': np.ones(2, np.float32)})
+
+
+def test_unknown_type_lists_the_known_ones(onnx_path):
+    with pytest.raises(BackendError, match="unknown backend type 'tensorrt' "
+                                           r'\(known backends: onnxruntime, openvino, '
+                                           r'reference\)'):
+        build_backend(dict(type='tensorrt'), onnx_path)
+    with pytest.raises(BackendError, match="backend_config has no 'type'"):
+        build_backend({}, onnx_path)
+
+
+@pytest.mark.parametrize('config, message', [
+    (dict(type='onnxruntime', optimization_level='max'), 'unknown ONNX Runtime '
+                                                         "optimization_level 'max'"),
+    (dict(type='onnxruntime', threads=0), 'threads must be >= 1'),
+    (dict(type='openvino', performance_hint='FAST'), "performance_hint 'FAST'"),
+    (dict(type='openvino', precision='f64'), "unknown OpenVINO precision 'f64'"),
+    (dict(type='openvino', threads=-1), 'threads must be >= 1'),
+])
+def test_bad_options(onnx_path, config, message):
+    with pytest.raises(BackendError, match=message):
+        build_backend(config, onnx_path)
+
+
+@pytest.mark.parametrize('name', ENGINES)
+def test_missing_and_corrupt_files(tmp_path, name):
+    with pytest.raises(BackendError, match='ONNX model file not found'):
+        build_backend(dict(type=name), tmp_path / 'missing.onnx')
+    broken = tmp_path / 'broken.onnx'
+    broken.write_bytes(b'\x08\x07garbage that is not a protobuf model')
+    with pytest.raises(BackendError, match='broken.onnx: .*cannot load the model'):
+        build_backend(dict(type=name), broken)
+
+
+def test_missing_openvino_package_names_the_extra(onnx_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'openvino', None)  # makes `import openvino` fail
+    with pytest.raises(BackendError, match=r"pip install 'mmdeploy_srcnn\[openvino\]'"):
+        build_backend(dict(type='openvino'), onnx_path)
+
+
+def test_reference_refuses_large_inputs(onnx_path):
+    backend = build_backend(dict(type='reference', max_input_pixels=100), onnx_path)
+    small, large = _inputs((1, 3, 10, 10), (2, 2)), _inputs((1, 3, 10, 11), (2, 2))
+    assert backend.accepts(small) and not backend.accepts(large)
+    with pytest.raises(BackendError, match='only runs inputs up to 100 pixels'):
+        backend.run(large)
+
+
+def test_openvino_default_precision_is_f32(onnx_path):
+    # OpenVINO picks bf16 on CPUs that have it: outputs would move by ~5e-3.
+    inputs = _inputs((1, 3, 16, 16), (3, 3))
+    default = build_backend(dict(type='openvino'), onnx_path).run(inputs)['output']
+    reference = build_backend(dict(type='onnxruntime'), onnx_path).run(inputs)['output']
+    assert np.abs(default - reference).max() <= 1e-5
+
+
+def test_backends_do_not_import_torch(onnx_path):
+    code = ('import sys, numpy as np\n'
+            'from mmdeploy_srcnn.backends import build_backend\n'
+            f'for name in {ENGINES!r}:\n'
+            f'    backend = build_backend(dict(type=name), {str(onnx_path)!r})\n'
+            "    backend.run({'input': np.zeros((1, 3, 4, 4), np.float32),\n"
+            "                 'factor': np.full(2, 2, np.float32)})\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
