@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         compare = list(cfg.verify.compare_backends)
     try:
         result = run_deploy(cfg, work_dir, image, checkpoint, logger, compare=compare)
-    except (CheckpointError, BackendError, ExportError, ImageError) as err:
+    except (ConfigError, CheckpointError, BackendError, ExportError, ImageError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(format_table(result.rows))

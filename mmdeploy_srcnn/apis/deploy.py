@@ -1,9 +1,10 @@
 """The deploy pipeline behind ``tools/deploy.py``: export, check, verify, demo images, report."""
 import dataclasses
+import inspect
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import onnx
@@ -16,11 +17,11 @@ import mmdeploy_srcnn
 from mmdeploy_srcnn.apis.export import make_factor, torch2onnx
 from mmdeploy_srcnn.apis.verify import (BackendComparison, VerificationRow, compare_backends,
                                         run_backend, verify_backend)
-from mmdeploy_srcnn.backends import BackendError, BaseBackend, build_backend
-from mmdeploy_srcnn.registry import BACKENDS
+from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_class, build_backend
+from mmdeploy_srcnn.registry import BACKENDS, MODELS
 from mmdeploy_srcnn.models import build_model
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.config import parse_scale
+from mmdeploy_srcnn.utils.config import ConfigError, parse_scale
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
 
@@ -47,9 +48,23 @@ def scale_label(scale: Any) -> str:
     return f'x{scale_h:g}' if scale_h == scale_w else f'x{scale_h:g}x{scale_w:g}'
 
 
+def check_backend_config(backend_config: Mapping[str, Any]) -> None:
+    """Fail early on an unknown backend type or option name (before exporting anything)."""
+    options = dict(backend_config)
+    backend_cls = backend_class(options.pop('type', None))
+    try:
+        inspect.signature(backend_cls).bind('model.onnx', **options)
+    except TypeError as err:
+        raise BackendError(f'backend_config for {backend_config["type"]}: {err}') from err
+
+
 def load_model(deploy_cfg: Config, checkpoint: Optional[str],
                logger: MMLogger) -> torch.nn.Module:
     """Build the configured model; a missing checkpoint is a loud warning, not a crash."""
+    model_type = deploy_cfg.model.type
+    if model_type not in MODELS.module_dict:
+        raise ConfigError(f'model.type: unknown model {model_type!r} '
+                          f'(registered: {", ".join(sorted(MODELS.module_dict))})')
     if checkpoint is None:
         logger.warning('no checkpoint configured: exporting a randomly initialised model')
         return build_model(deploy_cfg.model)
@@ -60,7 +75,7 @@ def load_model(deploy_cfg: Config, checkpoint: Optional[str],
     return build_model(deploy_cfg.model, checkpoint)
 
 
-def _read_rgb_batch(image_path: Path) -> np.ndarray:
+def read_rgb_batch(image_path: Path) -> np.ndarray:
     """The image as a float32 NCHW RGB batch of one in [0, 1] (gray is replicated)."""
     image = read_image(image_path)
     if image.ndim == 2:
@@ -74,17 +89,16 @@ def _resize(batch: np.ndarray, scale: Any, mode: str) -> np.ndarray:
         return dynamic_resize(torch.from_numpy(batch), factor, mode).numpy()
 
 
-def write_demo_images(backend: BaseBackend, deploy_cfg: Config, image_path: Path,
+def write_demo_images(backend: BaseBackend, deploy_cfg: Config, batch: np.ndarray, stem: str,
                       out_dir: Path) -> List[Path]:
     """For each verification scale: input (nearest) | bicubic | model, side by side."""
-    batch = _read_rgb_batch(image_path)
     written = []
     for scale in deploy_cfg.verify.scales:
         model_out = run_backend(backend, batch, parse_scale(scale), deploy_cfg)
         panels = [_resize(batch, scale, 'nearest'), _resize(batch, scale, 'bicubic'), model_out]
         side_by_side = np.concatenate([np.clip(p[0], 0, 1).transpose(1, 2, 0) for p in panels],
                                       axis=1)
-        path = out_dir / f'{image_path.stem}_{scale_label(scale)}.png'
+        path = out_dir / f'{stem}_{scale_label(scale)}.png'
         write_image(path, from_float(side_by_side, np.uint8))
         written.append(path)
     return written
@@ -121,9 +135,12 @@ def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
     ``compare``: also run these backends (``[]``: every available one) on the same inputs and
     record their pairwise agreement.
     """
+    # Bad input fails here, before anything is written.
+    demo_batch = read_rgb_batch(image_path)
+    check_backend_config(deploy_cfg.backend_config)
+    model = load_model(deploy_cfg, checkpoint, logger)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    model = load_model(deploy_cfg, checkpoint, logger)
 
     start = time.perf_counter()
     onnx_path = torch2onnx(model, deploy_cfg, work_dir)
@@ -139,7 +156,8 @@ def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
     if compare is not None:
         backends = build_comparison_backends(deploy_cfg, onnx_path, compare, backend, logger)
         comparison = compare_backends(model, backends, deploy_cfg)
-    image_paths = write_demo_images(backend, deploy_cfg, image_path, work_dir / 'images')
+    image_paths = write_demo_images(backend, deploy_cfg, demo_batch, image_path.stem,
+                                    work_dir / 'images')
 
     report = {
         'config': deploy_cfg.filename,

@@ -2,10 +2,10 @@
 
 Torch-free by design: the deployed app imports this package.
 """
-from .base import BackendError, BaseBackend, build_backend
+from .base import BackendError, BaseBackend, backend_class, build_backend
 from .onnxruntime import ONNXRuntimeBackend
 from .openvino import OpenVINOBackend
 from .reference import ReferenceBackend
 
 __all__ = ['BackendError', 'BaseBackend', 'ONNXRuntimeBackend', 'OpenVINOBackend',
-           'ReferenceBackend', 'build_backend']
+           'ReferenceBackend', 'backend_class', 'build_backend']

@@ -67,18 +67,25 @@ def read_onnx_metadata(onnx_path: PathLike) -> Dict[str, str]:
     return {prop.key: prop.value for prop in proto.metadata_props}
 
 
+def backend_class(backend_type: Any) -> type:
+    """The wrapper class registered as ``backend_type``; the error lists the known ones."""
+    known = ', '.join(sorted(BACKENDS.module_dict))
+    if backend_type is None:
+        raise BackendError(f"backend_config has no 'type' (known backends: {known})")
+    backend_cls = BACKENDS.module_dict.get(backend_type)  # not .get(): see registry.py
+    if backend_cls is None:
+        raise BackendError(f'unknown backend type {backend_type!r} (known backends: {known})')
+    return backend_cls
+
+
 def build_backend(backend_config: Mapping[str, Any], onnx_path: PathLike) -> BaseBackend:
     """Build the backend named by ``backend_config['type']`` for ``onnx_path``.
 
     The other keys of ``backend_config`` are the backend's options.
     """
     options = dict(backend_config)
-    backend_type = options.pop('type', None)
-    if backend_type is None:
-        raise BackendError("backend_config has no 'type' "
-                           f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')
-    backend_cls = BACKENDS.module_dict.get(backend_type)  # not .get(): see registry.py
-    if backend_cls is None:
-        raise BackendError(f'unknown backend type {backend_type!r} '
-                           f'(known backends: {", ".join(sorted(BACKENDS.module_dict))})')
-    return backend_cls(onnx_path, **options)
+    backend_cls = backend_class(options.pop('type', None))
+    try:
+        return backend_cls(onnx_path, **options)
+    except TypeError as err:  # an option the backend does not take
+        raise BackendError(f'{backend_cls.__name__}: bad backend_config option: {err}') from err

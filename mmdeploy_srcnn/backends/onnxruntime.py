@@ -59,5 +59,9 @@ class ONNXRuntimeBackend(BaseBackend):
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         self._check_inputs(inputs)
-        outputs = self._session.run(None, dict(inputs))
+        try:
+            outputs = self._session.run(None, dict(inputs))
+        except Exception as err:  # ORT's Fail/InvalidArgument/RuntimeException, allocation
+            raise BackendError(f'{self.onnx_path.name}: ONNX Runtime failed to run the model: '
+                               f'{str(err).strip().splitlines()[0]}') from err
         return dict(zip(self.output_names, outputs))

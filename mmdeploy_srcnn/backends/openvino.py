@@ -74,6 +74,10 @@ class OpenVINOBackend(BaseBackend):
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         self._check_inputs(inputs)
-        results = self._request.infer(dict(inputs))
+        try:
+            results = self._request.infer(dict(inputs))
+        except Exception as err:  # OpenVINO raises RuntimeError for shape and memory problems
+            raise BackendError(f'{self.onnx_path.name}: OpenVINO failed to run the model: '
+                               f'{str(err).strip().splitlines()[0]}') from err
         # The request owns its output buffers: copy before the next call overwrites them.
         return {port.get_any_name(): np.array(results[port]) for port in self._compiled.outputs}

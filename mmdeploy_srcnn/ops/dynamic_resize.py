@@ -57,13 +57,26 @@ def _spatial_scales(scales: Tensor) -> Tuple[float, float]:
     return scale_h, scale_w
 
 
+def _nearest_indices(out_length: int, in_length: int, scale: float,
+                     device: torch.device) -> Tensor:
+    positions = torch.arange(out_length, dtype=torch.float32, device=device)
+    source = torch.floor(positions / torch.tensor(scale, dtype=torch.float32, device=device))
+    return source.to(torch.int64).clamp_(0, in_length - 1)
+
+
 def _upsample(x: Tensor, size: List[int], mode: str, align_corners: bool,
               scale_h: float, scale_w: float) -> Tensor:
     resize_attributes(mode, align_corners)  # validates mode and align_corners
     if x.dim() != 4:
         raise ValueError(f'dynamic resize expects an NCHW tensor, got shape {tuple(x.shape)}')
     if mode == 'nearest':
-        return torch.ops.aten.upsample_nearest2d.default(x, size, scale_h, scale_w)
+        if scale_h is None:
+            return torch.ops.aten.upsample_nearest2d.default(x, size, None, None)
+        # ONNX maps output index i to floor(i / scale) in float32; ATen multiplies by a
+        # rounded 1 / scale and differs at some scales (1.1, 31 px: last index 27 vs 28).
+        rows = _nearest_indices(size[0], x.shape[2], scale_h, x.device)
+        cols = _nearest_indices(size[1], x.shape[3], scale_w, x.device)
+        return x.index_select(2, rows).index_select(3, cols)
     if mode == 'bilinear':
         return torch.ops.aten.upsample_bilinear2d.default(x, size, align_corners,
                                                          scale_h, scale_w)

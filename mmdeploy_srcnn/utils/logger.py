@@ -1,4 +1,7 @@
 """The project's mmengine logger, safe to ask for more than once with different levels."""
+import logging
+import sys
+
 from mmengine.logging import MMLogger
 
 LOGGER_NAME = 'mmdeploy_srcnn'
@@ -12,4 +15,8 @@ def get_logger(log_level: str = 'INFO') -> MMLogger:
     logger.setLevel(log_level)
     for handler in logger.handlers:
         handler.setLevel(log_level)
+        if type(handler) is logging.StreamHandler:
+            # Write to the current stdout, not the one of the first call (it may be closed,
+            # e.g. replaced by a test's capture).
+            handler.stream = sys.stdout  # not setStream(): it flushes the old stream
     return logger

@@ -180,3 +180,47 @@ def test_dynamo_rejects_opsets_it_would_silently_change():
     with pytest.raises(ConfigError, match='the dynamo exporter supports opset 18'):
         load_deploy_config(CONFIG, {'onnx_config.exporter': 'dynamo',
                                     'onnx_config.opset_version': 13})
+
+
+def test_two_threads_exporting_at_once_are_serialised(tmp_path, model, monkeypatch):
+    import threading
+    import time
+
+    from mmdeploy_srcnn.apis import export as export_module
+
+    events = []
+    real = dict(export_module._EXPORTERS)
+
+    def recording(name):
+        def run(*args):
+            events.append(('start', name))
+            time.sleep(0.2)  # widen the window in which an unserialised export would interleave
+            real[name](*args)
+            events.append(('end', name))
+        return run
+
+    monkeypatch.setattr(export_module, '_EXPORTERS',
+                        {name: recording(name) for name in real})
+    results, errors = {}, []
+
+    def worker(exporter):
+        try:
+            cfg = load_deploy_config(CONFIG, EXPORTERS[exporter])
+            results[exporter] = (cfg, torch2onnx(model, cfg, tmp_path / exporter))
+        except Exception as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in EXPORTERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert [kind for kind, _ in events] == ['start', 'end', 'start', 'end']
+    assert events[0][1] == events[1][1] and events[2][1] == events[3][1]
+    image = np.random.default_rng(5).random((1, 3, 11, 13), dtype=np.float32)
+    for cfg, path in results.values():
+        out = run_backend(build_backend(cfg.backend_config, path), image, (2.5, 2.5), cfg)
+        expected = run_torch(model, torch.from_numpy(image), (2.5, 2.5), cfg)
+        assert out.shape == expected.shape and np.abs(out - expected).max() <= 1e-4
+    assert F.interpolate is torch.nn.functional.__dict__['interpolate']

@@ -119,3 +119,11 @@ def test_backends_do_not_import_torch(onnx_path):
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize('name', ['onnxruntime', 'openvino'])
+def test_run_failures_become_backend_errors(onnx_path, name):
+    backend = build_backend(dict(type=name), onnx_path)
+    with pytest.raises(BackendError, match='failed to run the model'):
+        backend.run({'input': np.zeros((1, 5, 4, 4), np.float32),  # 5 channels, model takes 3
+                     'factor': np.full(2, 2, np.float32)})

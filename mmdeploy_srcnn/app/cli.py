@@ -1,0 +1,256 @@
+"""``srcnn-upscale``: upscale images by any factor with one exported ``.onnx`` (no torch).
+
+User errors (bad arguments, unreadable images, refused outputs) are one line on stderr that
+names the file and the problem, and exit code 2; in a batch the other files are still processed.
+Outputs are written under a temporary name and renamed, so a failed run leaves no partial file.
+"""
+import argparse
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import cv2
+import numpy as np
+from mmengine.utils import ProgressBar
+
+from mmdeploy_srcnn.backends import BackendError
+from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, read_image, write_image
+
+from .tiling import MIN_TILE
+from .upscaler import (
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    UpscaleError,
+    Upscaler,
+    format_scale,
+    normalize_scale,
+    resize_bicubic,
+)
+
+PROG = 'srcnn-upscale'
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_TILE = 512
+
+_DESCRIPTION = """\
+Upscale images with an SRCNN exported to ONNX whose upscale factor is a graph input: one model
+file serves every factor (2, 3, 2.5, or height x width such as 2x3). Needs no PyTorch.
+
+Grayscale images stay grayscale, 16-bit images stay 16-bit (in PNG and TIFF), and an alpha
+channel is kept (upscaled with bicubic). The output format follows the output suffix
+(.png, .tif, .webp, .bmp or .jpg).
+"""
+_EPILOG = """\
+examples:
+  srcnn-upscale model.onnx photo.png -o photo_x2.5.png --scale 2.5
+  srcnn-upscale model.onnx photo.png -o photo_2x3.png --scale 2x3   # 2x taller, 3x wider
+  srcnn-upscale model.onnx photos/ --out-dir upscaled/ --scale 3 --compare
+
+exit status: 0 when every image was written, 2 on any error (the others are still
+processed), 130 when interrupted.
+"""
+
+
+def parse_scale(text: str) -> Tuple[float, float]:
+    """``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width)."""
+    parts = text.lower().split('x')
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f'invalid scale {text!r}: give a number (2, 2.5) or HEIGHTxWIDTH (2x3)')
+    try:
+        return normalize_scale(values[0] if len(values) == 1 else values)
+    except UpscaleError as err:
+        raise argparse.ArgumentTypeError(f'invalid scale {text!r}: {err}') from None
+
+
+def _at_least(kind: Callable[[str], float], minimum: float,
+              what: str) -> Callable[[str], float]:
+    """An argparse ``type``: parse with ``kind``, refuse NaN, inf and values below ``minimum``."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{what} must be a number, got {text!r}') from None
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(f'{what} must be a finite number >= {minimum:g}, '
+                                             f'got {text!r}')
+        return value
+    return parse
+
+
+def _tile(text: str) -> Optional[int]:
+    """``--tile``: 0 disables tiling, otherwise at least ``MIN_TILE`` pixels."""
+    value = int(_at_least(int, 0, 'tile')(text))
+    if 0 < value < MIN_TILE:
+        raise argparse.ArgumentTypeError(f'tile must be 0 (off) or >= {MIN_TILE}, got {text!r}')
+    return value or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (``--help`` explains every option)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('model', type=Path, metavar='MODEL.onnx',
+                        help='the exported model (factor as a graph input)')
+    parser.add_argument('inputs', type=Path, nargs='+', metavar='INPUT',
+                        help=f'image files or folders (folders: their {", ".join(IMAGE_SUFFIXES)} '
+                             'files, not recursive)')
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument('-o', '--output', type=Path, metavar='OUT',
+                        help='output file, for a single input; its suffix picks the format')
+    target.add_argument('--out-dir', type=Path, metavar='DIR',
+                        help='write each output to DIR under its input file name')
+    parser.add_argument('--scale', type=parse_scale, required=True, metavar='S',
+                        help='upscale factor: a number (2, 3, 2.5) or HEIGHTxWIDTH (2x3)')
+    parser.add_argument('--tile', type=_tile, default=DEFAULT_TILE, metavar='N',
+                        help=f'process N x N input pixels at a time to bound memory, with enough '
+                             f'overlap that the result equals the untiled one; 0 = whole image '
+                             f'at once (about 0.5 KB of memory per output pixel) '
+                             f'(default: {DEFAULT_TILE})')
+    parser.add_argument('--backend', default='onnxruntime', metavar='B',
+                        help='inference engine: onnxruntime (default) or another registered one '
+                             'such as openvino')
+    parser.add_argument('--threads', type=_at_least(int, 1, 'threads'), metavar='N',
+                        help='engine threads (default: the engine decides)')
+    parser.add_argument('--compare', action='store_true',
+                        help='also write OUTSTEM_compare.SUFFIX: bicubic (left) | model (right)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing output files (default: refuse)')
+    parser.add_argument('--max-megapixels', type=_at_least(float, 1e-6, 'max-megapixels'),
+                        default=DEFAULT_MAX_OUTPUT_PIXELS / 1e6, metavar='M',
+                        help='refuse outputs larger than M megapixels, checked before running '
+                             '(default: %(default)g)')
+    return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One input image and the files it produces."""
+
+    source: Path
+    output: Path
+    compare: Optional[Path]
+
+
+def _collect_inputs(paths: Sequence[Path], errors: List[str]) -> List[Path]:
+    """Expand folders into their image files; a folder without images is an error."""
+    images = []
+    for path in paths:
+        if not path.is_dir():
+            images.append(path)  # missing or unreadable files are reported when read
+            continue
+        found = sorted(child for child in path.iterdir()
+                       if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file()
+                       and not child.name.startswith('.'))
+        if not found:
+            errors.append(f'{path}: folder has no {", ".join(IMAGE_SUFFIXES)} images')
+        images += found
+    return images
+
+
+def _compare_path(output: Path) -> Path:
+    return output.with_name(f'{output.stem}_compare{output.suffix}')
+
+
+def _refusal(target: Path, inputs: Set[Path], claimed: Dict[Path, Path],
+             overwrite: bool) -> Optional[str]:
+    """Why ``target`` must not be written, or None."""
+    if target.suffix.lower() not in IMAGE_SUFFIXES:
+        return (f'{target}: cannot write {target.suffix or "a file without a suffix"} '
+                f'(use one of {", ".join(IMAGE_SUFFIXES)})')
+    resolved = target.resolve()
+    if resolved in inputs:
+        return f'{target}: output path is also an input; choose another output'
+    if resolved in claimed:
+        return f'{target}: output path is also the output for {claimed[resolved]}'
+    if target.exists() and not overwrite:
+        return f'{target}: output file exists (pass --overwrite to replace it)'
+    return None
+
+
+def _plan_jobs(sources: List[Path], args: argparse.Namespace, errors: List[str]) -> List[Job]:
+    """Pair each input with its outputs; refuse unsafe outputs before any work is done."""
+    inputs = {source.resolve() for source in sources}
+    claimed: Dict[Path, Path] = {}
+    jobs = []
+    for source in sources:
+        output = args.output if args.output is not None else args.out_dir / source.name
+        compare = _compare_path(output) if args.compare else None
+        targets = [output] if compare is None else [output, compare]
+        problem = next(filter(None, (_refusal(target, inputs, claimed, args.overwrite)
+                                     for target in targets)), None)
+        if problem:
+            errors.append(problem)
+            continue
+        claimed.update((target.resolve(), source) for target in targets)
+        jobs.append(Job(source, output, compare))
+    return jobs
+
+
+def _process(upscaler: Upscaler, job: Job, scale: Tuple[float, float]) -> None:
+    """Read, upscale and write one image (and its comparison)."""
+    image = read_image(job.source)
+    try:
+        upscaled = upscaler.upscale(image, scale)
+    except UpscaleError as err:
+        raise UpscaleError(f'{job.source}: {err}') from None
+    write_image(job.output, upscaled)
+    if job.compare is not None:
+        write_image(job.compare, np.concatenate([resize_bicubic(image, scale), upscaled], axis=1))
+
+
+def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str]) -> int:
+    """Load the model and process every job; returns how many succeeded.
+
+    A failed image is added to ``errors`` and the batch goes on.
+    """
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, threads=args.threads,
+                        max_output_pixels=int(args.max_megapixels * 1e6))
+    progress = ProgressBar(len(jobs)) if len(jobs) > 1 else None
+    done = 0
+    for job in jobs:
+        try:
+            _process(upscaler, job, args.scale)
+            done += 1
+        except (ImageError, UpscaleError, BackendError) as err:
+            errors.append(str(err))
+        except MemoryError:
+            errors.append(f'{job.source}: out of memory (use a smaller --tile)')
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        print()
+    return done
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    errors: List[str] = []
+    sources = _collect_inputs(args.inputs, errors)
+    if args.output is not None and max(len(args.inputs), len(sources)) > 1:
+        parser.error('-o/--output takes a single image; use --out-dir DIR for several')
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are reported here
+    jobs = _plan_jobs(sources, args, errors)
+    done = 0
+    if jobs:
+        try:
+            done = _run(jobs, args, errors)
+        except BackendError as err:  # the model itself cannot be loaded
+            errors.append(str(err))
+        except KeyboardInterrupt:
+            print(f'\n{PROG}: interrupted (no partial output was left)', file=sys.stderr)
+            return EXIT_INTERRUPTED
+    for message in errors:
+        print(f'{PROG}: error: {message}', file=sys.stderr)
+    if len(sources) > 1:
+        print(f'{done} of {len(sources)} images upscaled at x{format_scale(args.scale)}'
+              + (f', {len(errors)} failed' if errors else ''))
+    return EXIT_USER_ERROR if errors else 0

@@ -1,0 +1,197 @@
+"""Upscale any image by any factor with one exported ``.onnx`` (no torch).
+
+The model takes an RGB float batch and the factor as graph inputs (see
+:class:`~mmdeploy_srcnn.utils.model_meta.ModelConvention`, read from the file's metadata). This
+module adapts real images to it:
+
+- 8-bit and 16-bit images come back in their own bit depth (clipped, rounded to nearest);
+  float images are taken as [0, 1] and come back as float32.
+- Grayscale stays grayscale: the gray channel is fed as R = G = B, and the output is the BT.601
+  luma of the model's RGB (the weights of the Y channel the evaluation uses).
+- Alpha is not the model's business: it is upscaled separately with bicubic on the same sample
+  grid as the model's Resize (:func:`resize_bicubic`) and put back.
+- The factor is a number or ``(height, width)``, validated and cast to float32 before use, and
+  the output size is checked against ``max_output_pixels`` before anything runs.
+"""
+import math
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from mmdeploy_srcnn.backends import BackendError, build_backend
+from mmdeploy_srcnn.utils.image import from_float, to_float
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.sizes import resized_length
+
+from .tiling import MIN_TILE, upscale_tiled
+
+Scale = Union[float, Sequence[float]]
+DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 R, G, B
+_PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+class UpscaleError(ValueError):
+    """A request the upscaler refuses: bad scale, output too large, unsupported image array."""
+
+
+def normalize_scale(scale: Scale) -> Tuple[float, float]:
+    """``(scale_h, scale_w)`` as the float32 values the model will see.
+
+    Accepts a number or a pair; rejects anything that is not a finite number > 0 in float32.
+    """
+    pair = tuple(scale) if isinstance(scale, (tuple, list, np.ndarray)) else (scale, scale)
+    if len(pair) != 2:
+        raise UpscaleError(f'scale must be a number or (height, width), got {scale!r}')
+    values = []
+    for value in pair:
+        try:
+            with np.errstate(over='ignore'):  # too large for float32 becomes inf: refused below
+                as_float32 = float(np.float32(float(value)))
+        except (TypeError, ValueError):
+            raise UpscaleError(f'scale must be a number or (height, width), '
+                               f'got {scale!r}') from None
+        if not (math.isfinite(as_float32) and as_float32 > 0):
+            raise UpscaleError(f'scale must be a finite number > 0, got {scale!r}')
+        values.append(as_float32)
+    return values[0], values[1]
+
+
+def output_shape(image_hw: Sequence[int], scale: Scale) -> Tuple[int, int]:
+    """Output ``(height, width)`` under the model's size rule: floor(in * scale) in float32."""
+    scale_h, scale_w = normalize_scale(scale)
+    return resized_length(image_hw[0], scale_h), resized_length(image_hw[1], scale_w)
+
+
+def format_scale(scale: Scale) -> str:
+    """``'2.5'`` for a uniform scale, ``'2x3'`` (height x width) otherwise."""
+    scale_h, scale_w = normalize_scale(scale)
+    return f'{scale_h:g}' if scale_h == scale_w else f'{scale_h:g}x{scale_w:g}'
+
+
+def resize_bicubic(image: np.ndarray, scale: Scale) -> np.ndarray:
+    """Bicubic upscaling on exactly the model's Resize grid (any channels, dtype kept).
+
+    ``cv2.resize`` derives its grid from the rounded output size, which drifts up to one
+    output pixel from ONNX's ``(j + 0.5) / s - 0.5`` when ``in * s`` is not an integer; an
+    affine warp with that mapping (cubic a = -0.75, replicated border = clamped taps) agrees
+    with ONNX Runtime's Resize within 3e-6. Used for alpha and for ``--compare``.
+    """
+    scale_h, scale_w = normalize_scale(scale)
+    out_h, out_w = output_shape(image.shape[:2], (scale_h, scale_w))
+    dst_to_src = np.array([[1 / scale_w, 0, 0.5 / scale_w - 0.5],
+                           [0, 1 / scale_h, 0.5 / scale_h - 0.5]])
+    resized = cv2.warpAffine(to_float(image), dst_to_src, (out_w, out_h),
+                             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    return from_float(resized.reshape((out_h, out_w) + image.shape[2:]), image.dtype)
+
+
+def _split_alpha(image: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(color, alpha)``: color is HxW (gray) or HxWx3 (RGB); alpha HxW or None."""
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
+    if channels not in (1, 2, 3, 4):
+        raise UpscaleError(f'expected an HxW, HxWx1, HxWx2, HxWx3 or HxWx4 image, '
+                           f'got shape {image.shape}')
+    if image.ndim == 2:
+        return image, None
+    color = image[..., 0] if channels <= 2 else image[..., :3]
+    return color, (image[..., -1] if channels in (2, 4) else None)
+
+
+class Upscaler:
+    """Upscales images with an SRCNN ``.onnx`` whose factor is a graph input.
+
+    Args:
+        onnx_path: the exported model.
+        backend: a registered backend type (``'onnxruntime'``, ``'openvino'`` ...).
+        tile: process about ``tile`` x ``tile`` input pixels at a time to bound memory
+            (``None``: the whole image at once). The result equals the untiled one within
+            float rounding; see :mod:`mmdeploy_srcnn.app.tiling`.
+        threads: backend threads; ``None`` lets the backend choose.
+        max_output_pixels: refuse outputs larger than this, before running.
+    """
+
+    def __init__(self, onnx_path: Union[str, os.PathLike], backend: str = 'onnxruntime',
+                 tile: Optional[int] = None, threads: Optional[int] = None,
+                 max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS) -> None:
+        if tile is not None and tile < MIN_TILE:
+            raise ValueError(f'tile must be at least {MIN_TILE} pixels or None, got {tile}')
+        if max_output_pixels < 1:
+            raise ValueError(f'max_output_pixels must be >= 1, got {max_output_pixels}')
+        self.tile = tile
+        self.max_output_pixels = max_output_pixels
+        config = {'type': backend} if threads is None else {'type': backend, 'threads': threads}
+        self._backend = build_backend(config, onnx_path)
+        try:
+            self.convention = ModelConvention.from_metadata(self._backend.metadata)
+        except ValueError as err:
+            raise BackendError(f'{onnx_path}: {err}') from None
+        expected_inputs = {self.convention.image_input, self.convention.factor_input}
+        if (set(self._backend.input_names) != expected_inputs
+                or self.convention.output not in self._backend.output_names):
+            raise BackendError(
+                f'{Path(onnx_path)}: not a dynamic-factor model: it takes '
+                f'{self._backend.input_names} and gives {self._backend.output_names}, expected '
+                f'inputs {sorted(expected_inputs)} and output {self.convention.output!r}')
+
+    def check_output_size(self, image_hw: Sequence[int], scale: Scale) -> Tuple[int, int]:
+        """The output ``(height, width)``; raises :class:`UpscaleError` if empty or too large."""
+        out_h, out_w = output_shape(image_hw, scale)
+        size = f'{image_hw[1]}x{image_hw[0]} (width x height) at scale {format_scale(scale)}'
+        if out_h < 1 or out_w < 1:
+            raise UpscaleError(f'{size} gives an empty image')
+        if out_h * out_w > self.max_output_pixels:
+            raise UpscaleError(f'{size} gives {out_w}x{out_h}, {out_h * out_w / 1e6:.3g} '
+                               f'megapixels, over the limit of {self.max_output_pixels / 1e6:g}')
+        return out_h, out_w
+
+    def upscale(self, image: np.ndarray, scale: Scale) -> np.ndarray:
+        """Upscale an HxW, HxWx1, HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA) image.
+
+        ``scale`` is a number or ``(height, width)``. The result has the input's layout and
+        dtype and the size :func:`output_shape` gives.
+        """
+        if image.dtype not in _PIXEL_TYPES:
+            raise UpscaleError(f'unsupported pixel type {image.dtype} '
+                               '(uint8, uint16, float32 or float64)')
+        scale_hw = normalize_scale(scale)
+        color, alpha = _split_alpha(image)
+        self.check_output_size(image.shape[:2], scale_hw)
+        out_dtype = np.float32 if np.issubdtype(image.dtype, np.floating) else image.dtype
+
+        def process(crop: np.ndarray) -> np.ndarray:
+            rgb = to_float(crop)
+            if crop.ndim == 2:
+                rgb = np.repeat(rgb[..., None], 3, axis=2)
+            result = self._run_model(rgb, scale_hw)
+            if crop.ndim == 2:
+                result = result @ _LUMA_WEIGHTS
+            return from_float(result, out_dtype)
+
+        upscaled = upscale_tiled(process, color, scale_hw, self.tile)
+        if alpha is not None:
+            upscaled = np.dstack([upscaled, resize_bicubic(alpha, scale_hw).astype(out_dtype)])
+        return upscaled.reshape(upscaled.shape[:2] + image.shape[2:])
+
+    def _run_model(self, rgb: np.ndarray, scale_hw: Tuple[float, float]) -> np.ndarray:
+        """HxWx3 RGB in [0, 1] -> upscaled HxWx3 RGB in [0, 1] (unclipped), one model run."""
+        convention = self.convention
+        low, high = convention.value_range
+        pixels = rgb[..., ::-1] if convention.color_order == 'BGR' else rgb
+        batch = np.ascontiguousarray((pixels * (high - low) + low).transpose(2, 0, 1)[None],
+                                     dtype=np.float32)
+        factor = scale_hw if convention.factor_format == 'hw' else (1.0, 1.0) + scale_hw
+        output = self._backend.run({convention.image_input: batch,
+                                    convention.factor_input: np.array(factor, np.float32)})
+        result = output[convention.output]
+        expected = (1, 3) + output_shape(rgb.shape[:2], scale_hw)
+        if result.shape != expected:
+            raise BackendError(f'{self._backend.onnx_path}: the model returned shape '
+                               f'{result.shape} for a {rgb.shape[1]}x{rgb.shape[0]} input at '
+                               f'scale {scale_hw}, expected {expected}')
+        pixels = (result[0].transpose(1, 2, 0) - low) / (high - low)
+        return pixels[..., ::-1] if convention.color_order == 'BGR' else pixels
