@@ -21,7 +21,8 @@ from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_class, bu
 from mmdeploy_srcnn.registry import BACKENDS, MODELS
 from mmdeploy_srcnn.models import build_model
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.config import ConfigError, parse_scale
+from mmdeploy_srcnn.utils.config import ConfigError
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
 
@@ -44,8 +45,7 @@ class DeployResult:
 
 def scale_label(scale: Any) -> str:
     """``x2.5`` for a uniform scale, ``x2x3`` for (height, width) = (2, 3)."""
-    scale_h, scale_w = parse_scale(scale)
-    return f'x{scale_h:g}' if scale_h == scale_w else f'x{scale_h:g}x{scale_w:g}'
+    return f'x{format_scale(scale)}'
 
 
 def check_backend_config(backend_config: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
 from mmdeploy_srcnn.apis.export import make_factor
 from mmdeploy_srcnn.backends import BaseBackend
 from mmdeploy_srcnn.core import RewriterContext
-from mmdeploy_srcnn.utils.config import parse_scale
+from mmdeploy_srcnn.utils.scale import parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 

@@ -17,14 +17,13 @@ from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 from .tiling import MIN_TILE
 from .upscaler import (
     DEFAULT_MAX_OUTPUT_PIXELS,
     UpscaleError,
     Upscaler,
-    format_scale,
-    normalize_scale,
     resize_bicubic,
 )
 
@@ -52,19 +51,11 @@ processed), 130 when interrupted.
 """
 
 
-def parse_scale(text: str) -> Tuple[float, float]:
-    """``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width)."""
-    parts = text.lower().split('x')
+def _scale_argument(text: str) -> Tuple[float, float]:
+    """``--scale``: ``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width)."""
     try:
-        values = [float(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(
-            f'invalid scale {text!r}: give a number (2, 2.5) or HEIGHTxWIDTH (2x3)')
-    try:
-        return normalize_scale(values[0] if len(values) == 1 else values)
-    except UpscaleError as err:
+        return parse_scale(text)
+    except ValueError as err:
         raise argparse.ArgumentTypeError(f'invalid scale {text!r}: {err}') from None
 
 
@@ -106,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output file, for a single input; its suffix picks the format')
     target.add_argument('--out-dir', type=Path, metavar='DIR',
                         help='write each output to DIR under its input file name')
-    parser.add_argument('--scale', type=parse_scale, required=True, metavar='S',
+    parser.add_argument('--scale', type=_scale_argument, required=True, metavar='S',
                         help='upscale factor: a number (2, 3, 2.5) or HEIGHTxWIDTH (2x3)')
     parser.add_argument('--tile', type=_tile, default=DEFAULT_TILE, metavar='N',
                         help=f'process N x N input pixels at a time to bound memory, with enough '

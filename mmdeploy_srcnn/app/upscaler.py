@@ -13,7 +13,6 @@ module adapts real images to it:
 - The factor is a number or ``(height, width)``, validated and cast to float32 before use, and
   the output size is checked against ``max_output_pixels`` before anything runs.
 """
-import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -24,6 +23,7 @@ import numpy as np
 from mmdeploy_srcnn.backends import BackendError, build_backend
 from mmdeploy_srcnn.utils.image import from_float, to_float
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 from .tiling import MIN_TILE, upscale_tiled
@@ -38,38 +38,17 @@ class UpscaleError(ValueError):
     """A request the upscaler refuses: bad scale, output too large, unsupported image array."""
 
 
-def normalize_scale(scale: Scale) -> Tuple[float, float]:
-    """``(scale_h, scale_w)`` as the float32 values the model will see.
-
-    Accepts a number or a pair; rejects anything that is not a finite number > 0 in float32.
-    """
-    pair = tuple(scale) if isinstance(scale, (tuple, list, np.ndarray)) else (scale, scale)
-    if len(pair) != 2:
-        raise UpscaleError(f'scale must be a number or (height, width), got {scale!r}')
-    values = []
-    for value in pair:
-        try:
-            with np.errstate(over='ignore'):  # too large for float32 becomes inf: refused below
-                as_float32 = float(np.float32(float(value)))
-        except (TypeError, ValueError):
-            raise UpscaleError(f'scale must be a number or (height, width), '
-                               f'got {scale!r}') from None
-        if not (math.isfinite(as_float32) and as_float32 > 0):
-            raise UpscaleError(f'scale must be a finite number > 0, got {scale!r}')
-        values.append(as_float32)
-    return values[0], values[1]
+def _scale_pair(scale: Scale) -> Tuple[float, float]:
+    try:
+        return parse_scale(scale)
+    except ValueError as err:
+        raise UpscaleError(str(err)) from None
 
 
 def output_shape(image_hw: Sequence[int], scale: Scale) -> Tuple[int, int]:
     """Output ``(height, width)`` under the model's size rule: floor(in * scale) in float32."""
-    scale_h, scale_w = normalize_scale(scale)
+    scale_h, scale_w = _scale_pair(scale)
     return resized_length(image_hw[0], scale_h), resized_length(image_hw[1], scale_w)
-
-
-def format_scale(scale: Scale) -> str:
-    """``'2.5'`` for a uniform scale, ``'2x3'`` (height x width) otherwise."""
-    scale_h, scale_w = normalize_scale(scale)
-    return f'{scale_h:g}' if scale_h == scale_w else f'{scale_h:g}x{scale_w:g}'
 
 
 def resize_bicubic(image: np.ndarray, scale: Scale) -> np.ndarray:
@@ -80,7 +59,7 @@ def resize_bicubic(image: np.ndarray, scale: Scale) -> np.ndarray:
     affine warp with that mapping (cubic a = -0.75, replicated border = clamped taps) agrees
     with ONNX Runtime's Resize within 3e-6. Used for alpha and for ``--compare``.
     """
-    scale_h, scale_w = normalize_scale(scale)
+    scale_h, scale_w = _scale_pair(scale)
     out_h, out_w = output_shape(image.shape[:2], (scale_h, scale_w))
     dst_to_src = np.array([[1 / scale_w, 0, 0.5 / scale_w - 0.5],
                            [0, 1 / scale_h, 0.5 / scale_h - 0.5]])
@@ -158,7 +137,7 @@ class Upscaler:
         if image.dtype not in _PIXEL_TYPES:
             raise UpscaleError(f'unsupported pixel type {image.dtype} '
                                '(uint8, uint16, float32 or float64)')
-        scale_hw = normalize_scale(scale)
+        scale_hw = _scale_pair(scale)
         color, alpha = _split_alpha(image)
         self.check_output_size(image.shape[:2], scale_hw)
         out_dtype = np.float32 if np.issubdtype(image.dtype, np.floating) else image.dtype

@@ -3,9 +3,9 @@
 ``F.interpolate`` wants Python numbers, so tracing bakes the factor into the graph as a
 constant. These operators take the factor as a Tensor instead, which becomes a graph input:
 
-* eager: the matching ATen upsampling kernel, with the output size computed by ONNX's float32
-  rule (:func:`mmdeploy_srcnn.utils.sizes.resized_length`) and the sampling grid from the scale
-  itself, exactly what ONNX Runtime does;
+* eager: ONNX Resize's own formulas (:mod:`.interpolation`), with the output size computed by
+  ONNX's float32 rule (:func:`mmdeploy_srcnn.utils.sizes.resized_length`) and the sampling grid
+  from the scale itself, as ONNX Runtime does;
 * TorchScript exporter: a symbolic function emitting ``Resize(x, roi='', scales)``;
 * dynamo exporter: a translation of the same node.
 
@@ -14,9 +14,12 @@ They are ``torch.library`` custom ops, usable directly in model code too.
 import warnings
 from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.onnx import symbolic_helper
+
+from mmdeploy_srcnn.ops import interpolation
 
 from mmdeploy_srcnn.utils.sizes import resized_length
 
@@ -57,30 +60,12 @@ def _spatial_scales(scales: Tensor) -> Tuple[float, float]:
     return scale_h, scale_w
 
 
-def _nearest_indices(out_length: int, in_length: int, scale: float,
-                     device: torch.device) -> Tensor:
-    positions = torch.arange(out_length, dtype=torch.float32, device=device)
-    source = torch.floor(positions / torch.tensor(scale, dtype=torch.float32, device=device))
-    return source.to(torch.int64).clamp_(0, in_length - 1)
-
-
 def _upsample(x: Tensor, size: List[int], mode: str, align_corners: bool,
               scale_h: float, scale_w: float) -> Tensor:
     resize_attributes(mode, align_corners)  # validates mode and align_corners
     if x.dim() != 4:
         raise ValueError(f'dynamic resize expects an NCHW tensor, got shape {tuple(x.shape)}')
-    if mode == 'nearest':
-        if scale_h is None:
-            return torch.ops.aten.upsample_nearest2d.default(x, size, None, None)
-        # ONNX maps output index i to floor(i / scale) in float32; ATen multiplies by a
-        # rounded 1 / scale and differs at some scales (1.1, 31 px: last index 27 vs 28).
-        rows = _nearest_indices(size[0], x.shape[2], scale_h, x.device)
-        cols = _nearest_indices(size[1], x.shape[3], scale_w, x.device)
-        return x.index_select(2, rows).index_select(3, cols)
-    if mode == 'bilinear':
-        return torch.ops.aten.upsample_bilinear2d.default(x, size, align_corners,
-                                                         scale_h, scale_w)
-    return torch.ops.aten.upsample_bicubic2d.default(x, size, align_corners, scale_h, scale_w)
+    return interpolation.resize(x, tuple(size), (scale_h, scale_w), mode, align_corners)
 
 
 @torch.library.custom_op(f'{_OP_NAMESPACE}::dynamic_resize', mutates_args=())
@@ -102,8 +87,10 @@ def _dynamic_resize_to_size_op(x: Tensor, sizes: Tensor, mode: str,
     out_h, out_w = (int(v) for v in sizes.tolist())
     if out_h < 1 or out_w < 1:
         raise ValueError(f'sizes must be >= 1, got {[out_h, out_w]}')
-    # Without explicit scales ATen maps coordinates with in/out, as ONNX Resize with sizes does.
-    return _upsample(x, [out_h, out_w], mode, align_corners, None, None)
+    # Given sizes, ONNX Runtime samples at scale = out / in, computed in float32.
+    scale_h = float(np.float32(out_h) / np.float32(x.shape[2]))
+    scale_w = float(np.float32(out_w) / np.float32(x.shape[3]))
+    return _upsample(x, [out_h, out_w], mode, align_corners, scale_h, scale_w)
 
 
 @_dynamic_resize_op.register_fake

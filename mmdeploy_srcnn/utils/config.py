@@ -15,13 +15,14 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 from mmengine.config import Config, DictAction
 
 from mmdeploy_srcnn.utils.model_meta import FACTOR_FORMATS
+from mmdeploy_srcnn.utils.scale import parse_scale
 
 PathLike = Union[str, os.PathLike]
 EXPORTERS = {'torchscript': (11, 20), 'dynamo': (18, 23)}
 RESIZE_MODES = ('nearest', 'bilinear', 'bicubic')
 
 __all__ = ['ConfigError', 'DictAction', 'load_deploy_config', 'validate_deploy_config',
-           'parse_scale', 'EXPORTERS']
+           'EXPORTERS']
 
 
 class ConfigError(ValueError):
@@ -62,31 +63,6 @@ def _require(cfg: Any, key: str, source: str, types: Union[type, Tuple[type, ...
 
 def _as_tuple(types: Union[type, Tuple[type, ...]]) -> Tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
-
-
-def parse_scale(value: Any) -> Tuple[float, float]:
-    """A scale as ``(scale_h, scale_w)``: a number, an ``(h, w)`` pair, or ``'2x3'``/``'2.5'``.
-
-    Raises ``ValueError`` for anything that is not finite and positive.
-    """
-    if isinstance(value, str):
-        parts = value.lower().split('x')
-        try:
-            numbers = [float(part) for part in parts]
-        except ValueError:
-            raise ValueError(f'scale {value!r} is not a number or HxW (e.g. 2, 2.5, 2x3)') \
-                from None
-        value = numbers[0] if len(numbers) == 1 else numbers
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        pair = (float(value), float(value))
-    elif isinstance(value, Sequence) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        pair = (float(value[0]), float(value[1]))
-    else:
-        raise ValueError(f'scale {value!r} must be a number or an (h, w) pair of numbers')
-    if not all(math.isfinite(v) and v > 0 for v in pair):
-        raise ValueError(f'scale {value!r} must be finite and > 0')
-    return pair
 
 
 def _check_pairs(items: Iterable[Any], source: str, key: str) -> List[Tuple[int, int]]:

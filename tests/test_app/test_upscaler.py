@@ -9,13 +9,12 @@ from sklearn.datasets import load_sample_image
 from mmdeploy_srcnn.app import (
     UpscaleError,
     Upscaler,
-    format_scale,
-    normalize_scale,
     output_shape,
     resize_bicubic,
 )
 from mmdeploy_srcnn.backends import BackendError, build_backend
 from mmdeploy_srcnn.utils.image import to_float
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 PHOTOS = {
     'astronaut': lambda: data.astronaut()[200:264, 180:260],
@@ -33,15 +32,17 @@ def upscaler(srcnn_onnx):
     (2, (2, 2)), (2.5, (2.5, 2.5)), ((2, 3), (2, 3)), ([1.5, 4], (1.5, 4)),
     (np.float32(2.3), (np.float32(2.3), np.float32(2.3))),
 ])
-def test_normalize_scale(scale, expected):
-    assert normalize_scale(scale) == tuple(float(np.float32(value)) for value in expected)
+def test_parse_scale(scale, expected):
+    assert parse_scale(scale) == tuple(float(np.float32(value)) for value in expected)
 
 
 @pytest.mark.parametrize('scale', [0, -2, float('nan'), float('inf'), 1e39, 1e-50, 'abc',
                                    (2, 3, 4), (2, 0), None])
 def test_bad_scales_are_refused(scale):
-    with pytest.raises(UpscaleError, match='scale must be'):
-        normalize_scale(scale)
+    with pytest.raises(ValueError, match='scale .* (must be|is not a number)'):
+        parse_scale(scale)
+    with pytest.raises(UpscaleError, match='scale .* (must be|is not a number)'):
+        output_shape((10, 10), scale)
 
 
 def test_output_size_follows_the_float32_rule():
@@ -65,7 +66,7 @@ def _run_directly(onnx_path, image: np.ndarray, scale) -> np.ndarray:
     """The model's raw float output for an HxWx3 float image, HxWx3 (no clipping)."""
     output = build_backend({'type': 'onnxruntime'}, onnx_path).run(
         {'input': image.transpose(2, 0, 1)[None].copy(),
-         'factor': np.array(normalize_scale(scale), np.float32)})['output']
+         'factor': np.array(parse_scale(scale), np.float32)})['output']
     return output[0].transpose(1, 2, 0)
 
 

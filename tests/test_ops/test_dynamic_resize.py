@@ -1,4 +1,5 @@
 """The dynamic resize operator: eager semantics, ONNX export and ONNX Runtime agreement."""
+import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -53,7 +54,8 @@ def test_eager_matches_interpolate_where_size_rules_agree(mode, align_corners, s
                              align_corners=None if mode == 'nearest' else align_corners)
     actual = dynamic_resize(x, torch.tensor(scale), mode, align_corners)
     assert actual.shape == expected.shape
-    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
+    # Same formulas, different summation order (matrix product vs ATen's kernels).
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize('length, scale, float64_size, float32_size', [
@@ -153,3 +155,23 @@ def test_resize_to_tensor_size_exports_dynamic_sizes(tmp_path, mode, align_corne
         (actual,) = session.run(None, {'input': x.numpy(), 'size': size.numpy()})
         assert actual.shape == (2, 3, *out_size) == expected.shape
         assert abs(actual - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear', 'bicubic'])
+@pytest.mark.parametrize('shape, factor, copied', [
+    ((1, 3, 2, 5), [1.1, 1.0], True),  # output shape == input shape: ONNX Runtime copies
+    ((1, 3, 2, 1), [1.1, 2.0], False),  # rows keep their count but are interpolated
+])
+def test_same_length_at_a_scale_other_than_one_follows_onnx_runtime(tmp_path, mode, shape,
+                                                                    factor, copied):
+    _, session = _export(ResizeByFactor(mode, False),
+                         (torch.rand(1, 3, 8, 8), torch.tensor([2.0, 2.0])),
+                         tmp_path / 'same_size.onnx', 17)
+    x = torch.rand(*shape)
+    factor = torch.tensor(factor)
+    expected = dynamic_resize(x, factor, mode).numpy()
+    (actual,) = session.run(None, {'input': x.numpy(), 'factor': factor.numpy()})
+    assert actual.shape == expected.shape
+    assert abs(actual - expected).max() <= 1e-5
+    rows_copied = np.array_equal(expected[:, :, :, :1], x.numpy()[:, :, :, :1])
+    assert rows_copied == copied

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from mmdeploy_srcnn.core import FUNCTION_REWRITER
-from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config, parse_scale
+from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 CONFIG = 'configs/srcnn_dynamic.py'
 
@@ -109,6 +110,7 @@ def test_custom_imports_of_a_missing_module_fail_loudly(tmp_path):
 ])
 def test_parse_scale(value, expected):
     assert parse_scale(value) == expected
+    assert format_scale(value) == ('2x3' if expected == (2.0, 3.0) else f'{expected[0]:g}')
 
 
 @pytest.mark.parametrize('value', ['abc', '2x', 'x3', '2x3x4', 0, -1, float('inf'), 'nan',
