@@ -118,10 +118,15 @@ def _finalize(path: Path, deploy_cfg: Config, model: nn.Module) -> None:
     """Add metadata, run the checker and strict shape inference, save in place."""
     onnx_cfg = deploy_cfg.onnx_config
     proto = onnx.load(str(path))
+    halo = getattr(model, 'receptive_radius', None)
+    if halo is None:
+        halo = ModelConvention.halo
+        warnings.warn(f'{type(model).__name__} has no receptive_radius property: the metadata '
+                      f'says halo={halo} (SRCNN 9-1-5), which the app uses to overlap tiles')
     convention = ModelConvention(image_input=onnx_cfg.input_names[0],
                                  factor_input=onnx_cfg.input_names[1],
                                  output=onnx_cfg.output_names[0],
-                                 factor_format=onnx_cfg.factor_format)
+                                 factor_format=onnx_cfg.factor_format, halo=halo)
     metadata = {**convention.to_metadata(),
                 'mmdeploy_srcnn.model_name': type(model).__name__,
                 'mmdeploy_srcnn.version': mmdeploy_srcnn.__version__,

@@ -34,8 +34,6 @@ import numpy as np
 
 from mmdeploy_srcnn.utils.sizes import resized_length
 
-SRCNN_HALO = 6
-"""Output pixels each SRCNN 9-1-5 output pixel depends on, per side: 9 // 2 + 1 // 2 + 5 // 2."""
 ALIGN_TOLERANCE = 1e-3
 """Largest allowed misalignment (output pixels) between a tile's sample grid and the global one."""
 MIN_TILE = 16
@@ -112,7 +110,7 @@ def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.n
 
 
 def plan_axis(length: int, scale: float, tile: Optional[int],
-              halo: int = SRCNN_HALO) -> List[Span]:
+              halo: int) -> List[Span]:
     """Split one axis into spans of about ``tile`` input pixels (``None``: one span).
 
     ``scale`` is taken as float32. The spans' output ranges cover ``[0, resized_length)``
@@ -132,7 +130,7 @@ def plan_axis(length: int, scale: float, tile: Optional[int],
 
 def upscale_tiled(process: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
                   scale_hw: Sequence[float], tile: Optional[int],
-                  halo: int = SRCNN_HALO) -> np.ndarray:
+                  halo: int) -> np.ndarray:
     """Run ``process`` tile by tile on ``image`` (H x W x ...) and stitch the results.
 
     ``process(crop)`` must return the model's output for ``crop`` at ``scale_hw`` (size

@@ -151,7 +151,7 @@ class Upscaler:
                 result = result @ _LUMA_WEIGHTS
             return from_float(result, out_dtype)
 
-        upscaled = upscale_tiled(process, color, scale_hw, self.tile)
+        upscaled = upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo)
         if alpha is not None:
             upscaled = np.dstack([upscaled, resize_bicubic(alpha, scale_hw).astype(out_dtype)])
         return upscaled.reshape(upscaled.shape[:2] + image.shape[2:])

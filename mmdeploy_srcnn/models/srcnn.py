@@ -47,6 +47,11 @@ class SRCNN(nn.Module):
                                padding=kernel_sizes[2] // 2)
         self.relu = nn.ReLU()
 
+    @property
+    def receptive_radius(self) -> int:
+        """Output pixels, per side, that one output pixel depends on after the upsampling."""
+        return sum(conv.kernel_size[0] // 2 for conv in (self.conv1, self.conv2, self.conv3))
+
     def forward(self, x: Tensor, upscale_factor: ScaleFactor = None) -> Tensor:
         """Upscale ``x`` (N, C, H, W) by ``upscale_factor`` (default: the constructor's)."""
         factor = self.upscale_factor if upscale_factor is None else upscale_factor

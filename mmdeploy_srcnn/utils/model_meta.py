@@ -25,6 +25,9 @@ class ModelConvention:
     factor_format: str = 'hw'
     color_order: str = 'RGB'
     value_range: Tuple[float, float] = (0.0, 1.0)
+    # Output pixels, per side, that one output pixel depends on after the resize: how much
+    # tiles must overlap. 6 is SRCNN 9-1-5 (9 // 2 + 1 // 2 + 5 // 2).
+    halo: int = 6
 
     def __post_init__(self) -> None:
         if self.factor_format not in FACTOR_FORMATS:
@@ -33,6 +36,8 @@ class ModelConvention:
         if self.color_order not in COLOR_ORDERS:
             raise ValueError(f'color_order must be one of {", ".join(COLOR_ORDERS)}, '
                              f'got {self.color_order!r}')
+        if not isinstance(self.halo, int) or self.halo < 0:
+            raise ValueError(f'halo must be an int >= 0, got {self.halo!r}')
         low, high = self.value_range
         if not low < high:
             raise ValueError(f'value_range must be (low, high) with low < high, '
@@ -62,4 +67,9 @@ class ModelConvention:
                 raise ValueError(f'bad value_range in model metadata: '
                                  f'{kwargs["value_range"]!r}') from err
             kwargs['value_range'] = (low, high)
+        if 'halo' in kwargs:
+            try:
+                kwargs['halo'] = int(kwargs['halo'])
+            except ValueError as err:
+                raise ValueError(f'bad halo in model metadata: {kwargs["halo"]!r}') from err
         return cls(**kwargs)

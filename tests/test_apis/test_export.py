@@ -114,6 +114,8 @@ def test_model_module_with_imported_interpolate_exports_dynamic(tmp_path, deploy
         from torch.nn.functional import interpolate
 
         class AliasNet(torch.nn.Module):
+            receptive_radius = 1
+
             def __init__(self):
                 super().__init__()
                 self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
@@ -224,3 +226,20 @@ def test_two_threads_exporting_at_once_are_serialised(tmp_path, model, monkeypat
         expected = run_torch(model, torch.from_numpy(image), (2.5, 2.5), cfg)
         assert out.shape == expected.shape and np.abs(out - expected).max() <= 1e-4
     assert F.interpolate is torch.nn.functional.__dict__['interpolate']
+
+
+def test_metadata_carries_the_tiling_halo(tmp_path, deploy_cfg):
+    model = SRCNN(kernel_sizes=(9, 1, 7)).eval()
+    assert model.receptive_radius == 4 + 0 + 3
+    metadata = {p.key: p.value
+                for p in onnx.load(str(torch2onnx(model, deploy_cfg, tmp_path))).metadata_props}
+    assert ModelConvention.from_metadata(metadata).halo == 7
+
+
+def test_model_without_receptive_radius_gets_a_warning(tmp_path, deploy_cfg):
+    class Bare(torch.nn.Module):
+        def forward(self, x, factor):
+            return F.interpolate(x, scale_factor=factor, mode='bicubic')
+
+    with pytest.warns(UserWarning, match='Bare has no receptive_radius property: .*halo=6'):
+        torch2onnx(Bare(), deploy_cfg, tmp_path)

@@ -8,15 +8,12 @@ from hypothesis import strategies as st
 from skimage import data
 
 from mmdeploy_srcnn.app import Upscaler
-from mmdeploy_srcnn.app.tiling import (
-    ALIGN_TOLERANCE,
-    MIN_TILE,
-    SRCNN_HALO,
-    aligned_starts,
-    plan_axis,
-)
+from mmdeploy_srcnn.app.tiling import ALIGN_TOLERANCE, MIN_TILE, aligned_starts, plan_axis
 from mmdeploy_srcnn.utils.image import to_float
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.sizes import resized_length
+
+SRCNN_HALO = ModelConvention().halo  # 6: SRCNN 9-1-5
 
 
 def test_aligned_starts_are_where_the_output_grid_lines_up():
@@ -33,7 +30,7 @@ def test_aligned_starts_are_where_the_output_grid_lines_up():
 def test_plan_invariants_that_make_tiles_exact(length, tile, scale):
     scale = float(np.float32(scale))
     out_length = resized_length(length, scale)
-    spans = plan_axis(length, scale, tile)
+    spans = plan_axis(length, scale, tile, SRCNN_HALO)
     assert spans[0].out_start == 0 and spans[-1].out_stop == out_length
     for before, after in itertools.pairwise(spans):
         assert before.out_stop == after.out_start
@@ -54,7 +51,7 @@ def test_plan_invariants_that_make_tiles_exact(length, tile, scale):
 
 
 def test_plan_without_tile_is_one_span():
-    (span,) = plan_axis(100, 2.5, None)
+    (span,) = plan_axis(100, 2.5, None, SRCNN_HALO)
     assert (span.in_start, span.in_stop, span.out_start, span.out_stop) == (0, 100, 0, 250)
 
 
