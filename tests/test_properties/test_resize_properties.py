@@ -26,6 +26,8 @@ CASES_RUN = []
 
 
 class Resize(torch.nn.Module):
+    receptive_radius = 0  # a bare resize: each output pixel depends on no neighbours after it
+
     def __init__(self, mode, align_corners):
         super().__init__()
         self.mode, self.align_corners = mode, align_corners
