@@ -10,6 +10,10 @@ onnx_config = dict(
     output_names=['output'],
     # 'hw': factor is [scale_h, scale_w]; 'nchw': [1, 1, scale_h, scale_w] (MMDeploy tutorial).
     factor_format='hw',
+    # ONNX Runtime and OpenVINO: export the upscale as two MatMul with interpolation matrices
+    # built in the graph from the factor, instead of one Resize node (same result within 1e-5,
+    # see mmdeploy_srcnn/ops/matmul_resize.py; measured in benchmarks/README.md). False: Resize.
+    matmul_resize=True,
     dynamic_axes=dict(
         input={0: 'batch', 2: 'height', 3: 'width'},
         output={0: 'batch', 2: 'out_height', 3: 'out_width'},

@@ -18,6 +18,8 @@ import mmdeploy_srcnn
 import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
 from mmdeploy_srcnn.core import RewriterContext
 from mmdeploy_srcnn.ops.dynamic_resize import dynamo_translation_table
+from mmdeploy_srcnn.ops.matmul_resize import \
+    dynamo_translation_table as matmul_resize_translation_table
 from mmdeploy_srcnn.utils.config import validate_deploy_config
 from mmdeploy_srcnn.utils.fileio import atomic_path
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
@@ -88,7 +90,8 @@ def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
                 input_names=list(onnx_cfg.input_names),
                 output_names=list(onnx_cfg.output_names),
                 dynamic_shapes=_dynamic_shapes(onnx_cfg),
-                custom_translation_table=dynamo_translation_table(),
+                custom_translation_table={**dynamo_translation_table(),
+                                          **matmul_resize_translation_table()},
                 external_data=False, optimize=True, verbose=False)
     finally:
         exporter_log.setLevel(previous_level)

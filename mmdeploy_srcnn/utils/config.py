@@ -121,7 +121,16 @@ def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:
         _fail(source, 'onnx_config.factor_format',
               f'must be one of {", ".join(FACTOR_FORMATS)}, got {factor_format!r}')
 
-    _require(cfg, 'backend_config.type', source, str)
+    matmul_resize = cfg.onnx_config.get('matmul_resize', True)
+    if not isinstance(matmul_resize, bool):
+        _fail(source, 'onnx_config.matmul_resize', f'must be True or False, got {matmul_resize!r}')
+
+    backend_type = _require(cfg, 'backend_config.type', source, str)
+    precision = cfg.backend_config.get('precision', 'f32')
+    if matmul_resize and backend_type == 'openvino' and precision != 'f32':
+        # Range, the sample coordinates and the tap indices in bf16/f16 are off by pixels.
+        _fail(source, 'backend_config.precision', f'the matmul resize (onnx_config.'
+              f'matmul_resize=True) needs precision f32 on OpenVINO, got {precision!r}')
     _require(cfg, 'model.type', source, str)
     checkpoint = cfg.get('checkpoint')
     if checkpoint is not None and not isinstance(checkpoint, str):

@@ -18,8 +18,10 @@ from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
 CONFIG = 'configs/srcnn_dynamic.py'
-EXPORTERS = {'torchscript': {}, 'dynamo': {'onnx_config.exporter': 'dynamo',
-                                           'onnx_config.opset_version': 18}}
+# The plain Resize graph (the matmul resize has its own tests in tests/test_ops).
+EXPORTERS = {'torchscript': {'onnx_config.matmul_resize': False},
+             'dynamo': {'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 18,
+                        'onnx_config.matmul_resize': False}}
 
 
 def _dims(value_info):

@@ -10,7 +10,7 @@ from mmdeploy_srcnn.pytorch.functions import interpolate__default
 
 def test_rewriter_is_registered_for_default_backend():
     records = [r for r in FUNCTION_REWRITER.records()
-               if r.func_name == 'torch.nn.functional.interpolate']
+               if r.func_name == 'torch.nn.functional.interpolate' and r.backend == 'default']
     assert [(r.backend, r.ir, r.rewriter) for r in records] == [
         ('default', 'onnx', interpolate__default)]
 

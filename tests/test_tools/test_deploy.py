@@ -41,7 +41,8 @@ def test_main_job_in_a_subprocess(tmp_path):
 
 def test_dynamo_config(tmp_path):
     code = deploy.main(['configs/srcnn_dynamic_dynamo.py', '--work-dir', str(tmp_path),
-                        '--cfg-options', 'verify.sizes=[(9,11)]', 'verify.scales=[2.5,(2,3)]'])
+                        '--cfg-options', 'verify.sizes=[(9,11)]', 'verify.scales=[2.5,(2,3)]',
+                        'onnx_config.matmul_resize=False'])
     assert code == 0
     report = json.loads((tmp_path / 'report.json').read_text())
     assert report['exporter'] == 'dynamo' and report['opset'] == 18

@@ -1,0 +1,154 @@
+"""Measure super-resolution quality (Y-channel PSNR/SSIM) against MATLAB bicubic.
+
+    python tools/test.py CONFIG (--checkpoint PATH | --model end2end.onnx)
+        [--images DIR | --builtin test] [--scales 1.5 2 2.5 3 3.5 4] [--out-dir DIR]
+
+Protocol (see ``mmdeploy_srcnn.datasets.protocol``): HR is cropped so that HR = LR x scale
+exactly (for scale p/q the LR side is a multiple of q), LR is the MATLAB-style antialiased
+bicubic downscale quantised to uint8, and PSNR/SSIM are taken on the Y channel (BT.601) with
+ceil(scale) pixels shaved from every border; if the model's output is a pixel smaller than HR
+(float32/float64 rounding of size x scale), HR and bicubic are cropped to it. Prints a table,
+writes ``quality.json`` and ``quality.png`` (gain over bicubic vs scale) to ``--out-dir``.
+"""
+import argparse
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+from mmengine.config import Config
+
+from mmdeploy_srcnn.datasets import SPLITS, load_split
+from mmdeploy_srcnn.datasets.protocol import UpscaleFn, average_by_scale, evaluate
+from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
+
+_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config whose `model` builds the network')
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument('--checkpoint', help='PyTorch checkpoint, run with PyTorch')
+    model.add_argument('--model', help='exported .onnx model, run with ONNX Runtime through '
+                       'the app (mmdeploy_srcnn.app.upscaler)')
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument('--images', help='folder of HR images')
+    images.add_argument('--builtin', choices=sorted(SPLITS), default='test',
+                        help='built-in split to evaluate on (default: test)')
+    parser.add_argument('--scales', nargs='+', type=float, default=[1.5, 2, 2.5, 3, 3.5, 4])
+    parser.add_argument('--out-dir', default='work_dirs/test', help='where results go')
+    return parser.parse_args(argv)
+
+
+def load_folder(folder: str) -> Dict[str, np.ndarray]:
+    """Every image in ``folder`` as RGB uint8, keyed by file name."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f'no images ({", ".join(_IMAGE_SUFFIXES)}) in {folder}')
+    images = {}
+    for path in paths:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f'cannot read image {path}')
+        images[path.name] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return images
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """RGB float in [0, 1] (H x W x 3) to uint8, rounded as when the result is saved."""
+    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
+    """Upscale with the config's model and the checkpoint's weights, in eager PyTorch."""
+    import torch
+
+    from mmdeploy_srcnn.models import load_checkpoint
+    from mmdeploy_srcnn.registry import MODELS
+
+    model = MODELS.build(Config.fromfile(config).model)
+    load_checkpoint(model, checkpoint)
+    model.eval()
+
+    def upscale(lr: np.ndarray, scale: float) -> np.ndarray:
+        x = torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+        with torch.no_grad():
+            return to_uint8(model(x, scale)[0].numpy().transpose(1, 2, 0))
+
+    return upscale
+
+
+def onnx_upscaler(onnx_path: str) -> UpscaleFn:
+    """Upscale with an exported model through the torch-free app (ONNX Runtime)."""
+    from mmdeploy_srcnn.app.upscaler import Upscaler
+
+    upscaler = Upscaler(onnx_path, backend='onnxruntime')
+    return lambda lr, scale: upscaler.upscale(lr, scale)  # uint8 in, uint8 out
+
+
+def format_table(per_image: List[Dict], per_scale: List[Dict]) -> str:
+    """A plain-text table: one row per image and scale, then the mean per scale."""
+    header = (f'{"image":<22}{"scale":>6}{"PSNR":>9}{"bicubic":>9}{"gain":>8}'
+              f'{"SSIM":>8}{"bicubic":>9}')
+    row = '{:<22}{:>6.2f}{:>9.2f}{:>9.2f}{:>+8.2f}{:>8.4f}{:>9.4f}'
+    lines = ['Y-channel PSNR (dB) / SSIM, ceil(scale) border pixels shaved', header]
+    for r in per_image:
+        lines.append(row.format(r['image'], r['scale'], r['psnr'], r['bicubic_psnr'],
+                                r['gain_db'], r['ssim'], r['bicubic_ssim']))
+    lines.append(header.replace('image', 'mean '))
+    for r in per_scale:
+        lines.append(row.format('mean', r['scale'], r['psnr'], r['bicubic_psnr'], r['gain_db'],
+                                r['ssim'], r['bicubic_ssim']))
+    return '\n'.join(lines)
+
+
+def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
+    """Save a PNG of the PSNR gain over bicubic vs scale: one line per image and the mean."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name in dict.fromkeys(r['image'] for r in per_image):
+        rows = [r for r in per_image if r['image'] == name]
+        ax.plot([r['scale'] for r in rows], [r['gain_db'] for r in rows], 'o-', lw=1,
+                alpha=0.6, label=name)
+    ax.plot([r['scale'] for r in per_scale], [r['gain_db'] for r in per_scale], 'ks-', lw=2.5,
+            label='mean')
+    ax.axhline(0, color='gray', lw=0.8)
+    ax.set_xlabel('upscale factor')
+    ax.set_ylabel('Y-PSNR gain over MATLAB bicubic (dB)')
+    ax.legend(fontsize='small')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    args = parse_args(argv)
+    images = load_folder(args.images) if args.images else load_split(args.builtin)
+    if args.checkpoint:
+        upscale, source = pytorch_upscaler(args.config, args.checkpoint), args.checkpoint
+    else:
+        upscale, source = onnx_upscaler(args.model), args.model
+    per_image = evaluate(upscale, images, args.scales)
+    per_scale = average_by_scale(per_image)
+    print(format_table(per_image, per_scale))
+
+    out_dir = Path(args.out_dir)
+    result = {'model': source, 'images': args.images or f'builtin:{args.builtin}',
+              'metric': 'Y-channel (BT.601) PSNR/SSIM, ceil(scale) pixels shaved',
+              'per_scale': per_scale, 'per_image': per_image}
+    with atomic_write(out_dir / 'quality.json', 'w') as file:
+        json.dump(result, file, indent=2)
+    plot_gain(per_image, per_scale, out_dir / 'quality.png')
+    print(f'wrote {out_dir / "quality.json"} and {out_dir / "quality.png"}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
