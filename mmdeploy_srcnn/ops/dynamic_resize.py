@@ -93,18 +93,15 @@ def _dynamic_resize_to_size_op(x: Tensor, sizes: Tensor, mode: str,
     return _upsample(x, [out_h, out_w], mode, align_corners, scale_h, scale_w)
 
 
-@_dynamic_resize_op.register_fake
-def _(x: Tensor, scales: Tensor, mode: str, align_corners: bool) -> Tensor:
+def fake_resize_output(x: Tensor, *_: object) -> Tensor:
+    """Fake (meta) kernel of every resize op: N and C kept, H and W data-dependent sizes."""
     ctx = torch.library.get_ctx()
     return x.new_empty((x.shape[0], x.shape[1], ctx.new_dynamic_size(),
                         ctx.new_dynamic_size()))
 
 
-@_dynamic_resize_to_size_op.register_fake
-def _(x: Tensor, sizes: Tensor, mode: str, align_corners: bool) -> Tensor:
-    ctx = torch.library.get_ctx()
-    return x.new_empty((x.shape[0], x.shape[1], ctx.new_dynamic_size(),
-                        ctx.new_dynamic_size()))
+_dynamic_resize_op.register_fake(fake_resize_output)
+_dynamic_resize_to_size_op.register_fake(fake_resize_output)
 
 
 def dynamic_resize(x: Tensor, scales: Tensor, mode: str = 'bicubic',

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 from torch.onnx import symbolic_helper
 
-from mmdeploy_srcnn.ops.dynamic_resize import TORCHSCRIPT_MIN_OPSET, dynamic_resize, \
-    resize_attributes
+from mmdeploy_srcnn.ops.dynamic_resize import (TORCHSCRIPT_MIN_OPSET, dynamic_resize,
+                                               fake_resize_output, resize_attributes)
 from mmdeploy_srcnn.ops.interpolation import CUBIC_A
 
 _OP_NAME = 'mmdeploy_srcnn::matmul_resize'
@@ -55,11 +55,7 @@ def _matmul_resize_op(x: Tensor, scales: Tensor, mode: str, align_corners: bool)
     return dynamic_resize(x, scales, mode, align_corners)
 
 
-@_matmul_resize_op.register_fake
-def _(x: Tensor, scales: Tensor, mode: str, align_corners: bool) -> Tensor:
-    ctx = torch.library.get_ctx()
-    return x.new_empty((x.shape[0], x.shape[1], ctx.new_dynamic_size(),
-                        ctx.new_dynamic_size()))
+_matmul_resize_op.register_fake(fake_resize_output)
 
 
 def matmul_resize(x: Tensor, scales: Tensor, mode: str = 'bicubic',
