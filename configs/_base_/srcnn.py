@@ -1,5 +1,6 @@
 # SRCNN, its weights, the demo image and the verification matrix, shared by the deploy configs.
-model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), residual=True)
+model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), residual=True,
+             scale_aware=True)
 checkpoint = 'checkpoints/srcnn_multiscale.pth'  # relative to the current directory
 demo_image = 'demo/demo.png'
 

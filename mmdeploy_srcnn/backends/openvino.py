@@ -53,6 +53,11 @@ class OpenVINOBackend(BaseBackend):
         try:
             core = openvino.Core()
             model = core.read_model(str(self.onnx_path))
+            # The ONNX names, read before compilation: fusing an input with a following no-op
+            # (a Cast to its own type) gives its port a second name that ``get_any_name`` may
+            # return instead.
+            self._input_names = [port.get_any_name() for port in model.inputs]
+            self._output_names = [port.get_any_name() for port in model.outputs]
             self._compiled = core.compile_model(model, device, properties)
         except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own
             raise BackendError(f'{self.onnx_path}: OpenVINO cannot load the model: '
@@ -62,11 +67,11 @@ class OpenVINOBackend(BaseBackend):
 
     @property
     def input_names(self) -> List[str]:
-        return [port.get_any_name() for port in self._compiled.inputs]
+        return list(self._input_names)
 
     @property
     def output_names(self) -> List[str]:
-        return [port.get_any_name() for port in self._compiled.outputs]
+        return list(self._output_names)
 
     @property
     def metadata(self) -> Dict[str, str]:
@@ -80,4 +85,4 @@ class OpenVINOBackend(BaseBackend):
             raise BackendError(f'{self.onnx_path.name}: OpenVINO failed to run the model: '
                                f'{str(err).strip().splitlines()[0]}') from err
         # The request owns its output buffers: copy before the next call overwrites them.
-        return {port.get_any_name(): np.array(results[port]) for port in self._compiled.outputs}
+        return {name: np.array(results[name]) for name in self._output_names}

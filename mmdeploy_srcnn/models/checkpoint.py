@@ -69,8 +69,11 @@ def load_checkpoint(model: nn.Module, path: PathLike) -> Dict[str, Any]:
     if wrong_shape:
         problems.append(f'wrong shapes: {"; ".join(wrong_shape)}')
     if problems:
+        trained_as = checkpoint['meta'].get('model')
+        hint = (f' (it was trained with model settings {trained_as}; set them in the config)'
+                if isinstance(trained_as, dict) else '')
         raise CheckpointError(f'{path} does not fit {type(model).__name__}: '
-                              + ' | '.join(problems))
+                              + ' | '.join(problems) + hint)
     model.load_state_dict(state_dict, strict=True)
     return checkpoint['meta']
 

@@ -16,6 +16,19 @@ from mmdeploy_srcnn.registry import MODELS
 ScaleFactor = Union[float, Tuple[float, float], Tensor]
 
 
+def _inverse_factor(factor: ScaleFactor, like: Tensor) -> Tensor:
+    """``(1 / scale_h, 1 / scale_w)`` in ``like``'s dtype; a Tensor factor is ``[scale_h,
+    scale_w]`` or NCHW ``[1, 1, scale_h, scale_w]`` (both end with H, W)."""
+    if isinstance(factor, Tensor):
+        pair = factor[-2:]
+        if pair.dtype != like.dtype:  # checked here, so that export writes no no-op Cast
+            pair = pair.to(like.dtype)
+    else:
+        values = tuple(factor) if isinstance(factor, (tuple, list)) else (factor, factor)
+        pair = torch.tensor(values, dtype=like.dtype)
+    return torch.reciprocal(pair)
+
+
 @MODELS.register_module()
 class SRCNN(nn.Module):
     """SRCNN on RGB images in [0, 1].
@@ -26,13 +39,17 @@ class SRCNN(nn.Module):
         upscale_factor: factor used when ``forward`` is called without one.
         residual: add the network's output to the bicubic upsample (a global residual);
             ``False`` is the original SRCNN, as in mmagic's checkpoints.
+        scale_aware: tell the network the upscale factor: the biases of the two hidden layers
+            get a term linear in ``1 / scale`` per axis, so one set of weights can sharpen an x4
+            upsample harder than an x1.5 one. Costs two small MatMuls per image, not per pixel.
     """
 
     def __init__(self,
                  channels: Sequence[int] = (3, 64, 32, 3),
                  kernel_sizes: Sequence[int] = (9, 1, 5),
                  upscale_factor: float = 3.0,
-                 residual: bool = False) -> None:
+                 residual: bool = False,
+                 scale_aware: bool = False) -> None:
         super().__init__()
         if len(channels) != 4 or len(kernel_sizes) != 3:
             raise ValueError('SRCNN needs 4 channel counts and 3 kernel sizes, got '
@@ -46,6 +63,14 @@ class SRCNN(nn.Module):
         self.conv3 = nn.Conv2d(channels[2], channels[3], kernel_sizes[2],
                                padding=kernel_sizes[2] // 2)
         self.relu = nn.ReLU()
+        self.scale_aware = scale_aware
+        if scale_aware:
+            # Zero start: the model begins as the scale-blind one. With square training scales
+            # both columns get equal updates, so the two axes stay symmetric.
+            self.scale_bias1 = nn.Linear(2, channels[1], bias=False)
+            self.scale_bias2 = nn.Linear(2, channels[2], bias=False)
+            nn.init.zeros_(self.scale_bias1.weight)
+            nn.init.zeros_(self.scale_bias2.weight)
 
     @property
     def receptive_radius(self) -> int:
@@ -56,9 +81,14 @@ class SRCNN(nn.Module):
         """Upscale ``x`` (N, C, H, W) by ``upscale_factor`` (default: the constructor's)."""
         factor = self.upscale_factor if upscale_factor is None else upscale_factor
         upsampled = F.interpolate(x, scale_factor=factor, mode='bicubic', align_corners=False)
-        out = self.relu(self.conv1(upsampled))
-        out = self.relu(self.conv2(out))
-        out = self.conv3(out)
+        out = self.conv1(upsampled)
+        if self.scale_aware:
+            inverse = _inverse_factor(factor, x)
+            out = out + self.scale_bias1(inverse).view(1, -1, 1, 1)
+        out = self.conv2(self.relu(out))
+        if self.scale_aware:
+            out = out + self.scale_bias2(inverse).view(1, -1, 1, 1)
+        out = self.conv3(self.relu(out))
         if self.residual:
             out = out + upsampled
         return out

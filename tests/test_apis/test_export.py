@@ -85,6 +85,30 @@ def test_one_file_runs_every_factor_and_matches_pytorch(exported, deploy_cfg, mo
     assert np.abs(actual - expected).max() <= 1e-4
 
 
+@pytest.mark.parametrize('factor_format', ['hw', 'nchw'])
+@pytest.mark.parametrize('exporter', list(EXPORTERS))
+def test_scale_aware_model_reads_the_factor_in_the_graph(tmp_path, exporter, factor_format):
+    torch.manual_seed(0)
+    aware = SRCNN(residual=True, scale_aware=True).eval()
+    with torch.no_grad():  # trained-size weights: the biases move by ~0.1 between scales
+        aware.scale_bias1.weight.normal_(std=0.3)
+        aware.scale_bias2.weight.normal_(std=0.3)
+    cfg = load_deploy_config(CONFIG, {**EXPORTERS[exporter],
+                                      'onnx_config.factor_format': factor_format})
+    backend = build_backend(cfg.backend_config, torch2onnx(aware, cfg, tmp_path))
+    image = np.random.default_rng(4).random((1, 3, 12, 10), dtype=np.float32)
+    outputs = {}
+    for scale in [(2.0, 2.0), (4.0, 4.0), (3.0, 2.5)]:
+        expected = run_torch(aware, torch.from_numpy(image), scale, cfg)
+        outputs[scale] = run_backend(backend, image, scale, cfg)
+        assert np.abs(outputs[scale] - expected).max() <= 1e-4
+    # Same pixels, different factor: the hidden biases (not only the resize) changed.
+    blind = SRCNN(residual=True).eval()
+    blind.load_state_dict(aware.state_dict(), strict=False)
+    expected_blind = run_torch(blind, torch.from_numpy(image), (2.0, 2.0), cfg)
+    assert np.abs(outputs[(2.0, 2.0)] - expected_blind).max() > 1e-2
+
+
 def test_export_restores_interpolate(exported):
     assert F.interpolate is torch.nn.functional.__dict__['interpolate']
     assert getattr(F.interpolate, '__wrapped__', None) is None

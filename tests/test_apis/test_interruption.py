@@ -1,9 +1,8 @@
 """Killing an export mid-write leaves the previous file at the destination, never a partial one."""
-import signal
-import subprocess
 import sys
 import textwrap
-import time
+
+from support.processes import sigkill_when_marker_appears
 
 SCRIPT = textwrap.dedent('''
     import sys, time
@@ -30,18 +29,7 @@ def test_sigkill_during_export_keeps_the_previous_file(tmp_path):
     destination = tmp_path / 'end2end.onnx'
     destination.write_bytes(b'previous model')
     marker = tmp_path / 'writing'
-    process = subprocess.Popen([sys.executable, '-c', SCRIPT, str(tmp_path), str(marker)])
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert process.poll() is None, 'the export process died before writing'
-            assert time.monotonic() < deadline, 'the export never started writing'
-            time.sleep(0.1)
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    sigkill_when_marker_appears([sys.executable, '-c', SCRIPT, str(tmp_path), str(marker)], marker)
     assert destination.read_bytes() == b'previous model'
     # The partial data only ever lived under a hidden temporary name.
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ('end2end.onnx', 'writing')]

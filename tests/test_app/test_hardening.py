@@ -1,14 +1,12 @@
 """The app's bad-input corpus beyond test_cli.py, and killing it mid-write."""
-import signal
 import struct
-import subprocess
 import sys
 import textwrap
-import time
 import zlib
 
 import numpy as np
 from skimage import data
+from support.processes import sigkill_when_marker_appears
 
 from mmdeploy_srcnn.app.cli import main
 from mmdeploy_srcnn.utils.image import read_image, write_image
@@ -81,20 +79,9 @@ def test_sigkill_mid_write_keeps_the_previous_output(srcnn_onnx, tmp_path):
     output = tmp_path / 'up.png'
     output.write_bytes(b'previous result')
     marker = tmp_path / 'writing'
-    process = subprocess.Popen([sys.executable, '-c', KILLED_WRITER, str(marker), str(srcnn_onnx),
-                                str(tmp_path / 'photo.png'), '-o', str(output), '--scale', '2',
-                                '--overwrite'])
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert process.poll() is None, 'the app exited before writing'
-            assert time.monotonic() < deadline, 'the app never started writing'
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    sigkill_when_marker_appears([sys.executable, '-c', KILLED_WRITER, str(marker), str(srcnn_onnx),
+                                 str(tmp_path / 'photo.png'), '-o', str(output), '--scale', '2',
+                                 '--overwrite'], marker)
     assert output.read_bytes() == b'previous result'
     stray = [p.name for p in tmp_path.iterdir() if p.name.startswith('.up.')]
     assert all('.tmp' in name for name in stray)

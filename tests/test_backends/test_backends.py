@@ -3,7 +3,10 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
+import torch
+from onnx import TensorProto, helper
 
 from mmdeploy_srcnn.apis import torch2onnx
 from mmdeploy_srcnn.backends import BackendError, build_backend
@@ -19,7 +22,12 @@ def onnx_path(request, tmp_path_factory):
     options = ({} if request.param == 'torchscript'
                else {'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 18})
     cfg = load_deploy_config('configs/srcnn_dynamic.py', options)
-    return torch2onnx(SRCNN(residual=True), cfg, tmp_path_factory.mktemp(request.param))
+    torch.manual_seed(0)
+    model = SRCNN(residual=True, scale_aware=True).eval()  # the shipped architecture
+    with torch.no_grad():
+        model.scale_bias1.weight.normal_(std=0.3)
+        model.scale_bias2.weight.normal_(std=0.3)
+    return torch2onnx(model, cfg, tmp_path_factory.mktemp(request.param))
 
 
 def _inputs(shape, scale):
@@ -106,6 +114,26 @@ def test_openvino_default_precision_is_f32(onnx_path):
     default = build_backend(dict(type='openvino'), onnx_path).run(inputs)['output']
     reference = build_backend(dict(type='onnxruntime'), onnx_path).run(inputs)['output']
     assert np.abs(default - reference).max() <= 1e-5
+
+
+@pytest.mark.parametrize('name', ENGINES)
+def test_inputs_keep_their_onnx_names_when_fused(tmp_path, name):
+    # OpenVINO fuses a no-op Cast into the input and gives the port the Cast's output name too;
+    # its get_any_name() then returns '/Cast_output_0' (it sorts before 'factor').
+    graph = helper.make_graph(
+        [helper.make_node('Cast', ['factor'], ['/Cast_output_0'], to=TensorProto.FLOAT),
+         helper.make_node('Mul', ['input', '/Cast_output_0'], ['output'])],
+        'fused_names',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info('factor', TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info('output', TensorProto.FLOAT, [2])])
+    path = tmp_path / 'fused.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+    backend = build_backend(dict(type=name), path)
+    assert backend.input_names == ['input', 'factor'] and backend.output_names == ['output']
+    out = backend.run({'input': np.array([1, 2], np.float32),
+                       'factor': np.array([3, 4], np.float32)})
+    np.testing.assert_array_equal(out['output'], [3, 8])
 
 
 def test_backends_do_not_import_torch(onnx_path):

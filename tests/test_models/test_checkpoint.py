@@ -41,6 +41,16 @@ def test_missing_unexpected_and_wrong_shapes_are_listed(tmp_path):
     assert 'conv1.weight: checkpoint (64, 3, 5, 5) vs model (64, 3, 9, 9)' in message
 
 
+def test_scale_aware_mismatch_names_the_trained_settings(tmp_path):
+    save_checkpoint(SRCNN(residual=True, scale_aware=True), tmp_path / 'aware.pth',
+                    meta={'model': {'residual': True, 'scale_aware': True}})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(SRCNN(residual=True), tmp_path / 'aware.pth')
+    assert 'unexpected keys: scale_bias1.weight, scale_bias2.weight' in str(info.value)
+    assert ("trained with model settings {'residual': True, 'scale_aware': True}; set them in "
+            'the config') in str(info.value)
+
+
 class _RunsCode:
     def __reduce__(self):
         return (print, ('this must never run',))

@@ -49,6 +49,46 @@ def test_plain_identity_init_is_close_to_bicubic():
     assert (model(x, 2) - expected).abs().mean() < 0.05
 
 
+def _scale_aware_model() -> SRCNN:
+    torch.manual_seed(0)
+    model = SRCNN(residual=True, scale_aware=True).eval()
+    with torch.no_grad():
+        model.scale_bias1.weight.normal_()
+        model.scale_bias2.weight.normal_()
+    return model
+
+
+def test_scale_aware_biases_depend_on_the_factor():
+    model = _scale_aware_model()
+    assert sum(p.numel() for p in model.parameters()) == 20099 + 2 * 64 + 2 * 32
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        hidden = {}
+        model.conv2.register_forward_hook(lambda _, inputs, __: hidden.update(x=inputs[0]))
+        model(x, 2)
+        upsampled = F.interpolate(x, scale_factor=2, mode='bicubic', align_corners=False)
+        bias = model.scale_bias1(torch.tensor([1 / 2, 1 / 2])).view(1, -1, 1, 1)
+        expected = torch.relu(model.conv1(upsampled) + bias)
+    torch.testing.assert_close(hidden['x'], expected, atol=1e-5, rtol=0)
+    # Scale-blind and scale-aware with zero (initial) scale weights give the same output.
+    blind = SRCNN(residual=True).eval()
+    blind.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        model.scale_bias1.weight.zero_()
+        model.scale_bias2.weight.zero_()
+        torch.testing.assert_close(model(x, 3), blind(x, 3), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('factor, tensor', [((2, 3), [2.0, 3.0]), (2.5, [1.0, 1.0, 2.5, 2.5])])
+def test_scale_aware_tensor_factor_matches_numbers(factor, tensor):
+    model = _scale_aware_model()
+    x = torch.rand(2, 3, 10, 12)
+    with RewriterContext(), torch.no_grad():
+        out = model(x, torch.tensor(tensor))
+    # The dynamic resize follows ONNX Runtime, ATen differs by ~1e-6 on these larger activations.
+    torch.testing.assert_close(out, model(x, factor), atol=1e-5, rtol=0)
+
+
 def test_build_from_config():
     model = build_model(dict(type='SRCNN', residual=True, upscale_factor=4))
     assert isinstance(model, SRCNN) and model.residual and not model.training

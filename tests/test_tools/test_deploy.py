@@ -1,5 +1,4 @@
 """tools/deploy.py: the main job end to end, its outputs, exit codes and error messages."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -7,19 +6,13 @@ from pathlib import Path
 
 import onnx
 import pytest
+from support.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_MATRIX = ['verify.sizes=[(12,10)]', 'verify.batch_sizes=[1,2]']
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('deploy_tool', ROOT / 'tools' / 'deploy.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy = _load_tool()
+deploy = load_tool('deploy')
 
 
 def test_main_job_in_a_subprocess(tmp_path):
@@ -46,7 +39,10 @@ def test_dynamo_config(tmp_path):
     assert code == 0
     report = json.loads((tmp_path / 'report.json').read_text())
     assert report['exporter'] == 'dynamo' and report['opset'] == 18
-    assert report['nodes'] == ['Concat', 'Resize', 'Conv', 'Relu', 'Conv', 'Relu', 'Conv',
+    # The shipped model is scale-aware: Reciprocal, MatMul, Reshape, Add give the hidden layers
+    # their factor-dependent biases (the README quotes this list).
+    assert report['nodes'] == ['Concat', 'Resize', 'Conv', 'Reciprocal', 'MatMul', 'Reshape',
+                               'Add', 'Relu', 'Conv', 'MatMul', 'Reshape', 'Add', 'Relu', 'Conv',
                                'Add']
 
 

@@ -1,12 +1,12 @@
 """A corpus of broken inputs for tools/deploy.py: each gets a one-line error and exit code 2,
 and nothing is written."""
-import importlib.util
 import pickle
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from support.tools import load_tool
 
 from mmdeploy_srcnn.models import SRCNN
 
@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = str(ROOT / 'configs' / 'srcnn_dynamic.py')
 SMALL = ['--cfg-options', 'verify.sizes=[(8,8)]', 'verify.scales=[2]', 'verify.batch_sizes=[1]']
 
-spec = importlib.util.spec_from_file_location('deploy_tool_bad', ROOT / 'tools' / 'deploy.py')
-deploy = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(deploy)
+deploy = load_tool('deploy')
 
 
 class _RunsCode:

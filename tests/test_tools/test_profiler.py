@@ -1,9 +1,9 @@
 """tools/profiler.py: one run measures PyTorch eager and the backends; table, JSON, ORT split."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from support.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ['--shape', '12x10', '--scale', '2x3', '--warmup', '0', '--iters', '1']
@@ -11,14 +11,7 @@ ENGINE_FIELDS = {'engine', 'options', 'latency', 'peak_rss_mb', 'rss_delta_mb', 
                  'images_per_s', 'output_mpix_per_s', 'gflop_per_s'}
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('profiler_tool', ROOT / 'tools' / 'profiler.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-profiler = _load_tool()
+profiler = load_tool('profiler')
 
 
 @pytest.fixture(scope='module')

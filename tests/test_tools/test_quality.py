@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / 'checkpoints' / 'srcnn_multiscale.pth'
 # Mean Y-PSNR gain over bicubic (dB) that the shipped checkpoint must at least reach: about
 # 0.1 dB below its measured gains, so that a regression (or a worse checkpoint) fails.
-MIN_GAIN = {2.0: 0.6, 2.5: 0.6, 3.0: 0.5, 4.0: 0.3}  # measured: +0.71, +0.70, +0.61, +0.43
+# Issue 5 asks for at least +0.7 at x3.
+MIN_GAIN = {1.5: 1.6, 2.0: 1.2, 2.5: 0.9, 3.0: 0.8, 4.0: 0.65}
+# measured: x1.5 +1.73, x2 +1.31, x2.5 +1.04, x3 +0.92, x4 +0.75
 
 
 @pytest.fixture(scope='module')

@@ -21,18 +21,19 @@ def test_tiny_training_run_writes_checkpoint(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
-    model = SRCNN(residual=True)
+    model = SRCNN(residual=True, scale_aware=True)
     meta = load_checkpoint(model, tmp_path / 'srcnn_multiscale.pth')  # weights_only load
     assert meta['iterations'] == 6 and meta['batch_size'] == 2 and meta['seed'] == 0
     assert meta['scales'] == [2.0, 2.5]
     assert meta['model'] == {'channels': [3, 64, 32, 3], 'kernel_sizes': [9, 1, 5],
-                             'residual': True}
+                             'residual': True, 'scale_aware': True}
     assert 'coffee' in meta['images'] and 'astronaut' not in meta['images']
     assert math.isfinite(meta['final_loss']) and meta['final_loss'] > 0
     assert meta['wall_time_s'] > 0
     assert meta['command'].startswith('python tools/train.py configs/srcnn_train.py')
     # Training moved the weights away from the bicubic start (conv3 starts at zero).
     assert torch.count_nonzero(model.conv3.weight) > 0
+    assert torch.count_nonzero(model.scale_bias1.weight) > 0
 
     log = (tmp_path / 'train.log').read_text()
     assert 'iter 6/6' in log and 'saved' in log
