@@ -32,8 +32,9 @@ from mmdeploy_srcnn.apis.deploy import load_model
 from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.apis.profile import (FLOP_PER_MAC, EngineResult, ProfileReport,
                                          format_report, make_inputs, profile_model, time_runs)
-from mmdeploy_srcnn.backends.onnxruntime import _OPT_LEVELS
+from mmdeploy_srcnn.backends.onnxruntime import session_options
 from mmdeploy_srcnn.utils.config import load_deploy_config
+from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.logger import get_logger
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
@@ -62,12 +63,11 @@ def export_models(work_dir: Path) -> Tuple[Any, Any, Dict[str, Path]]:
 
 
 def raw_ort_runner(onnx_path: Path, inputs: Mapping[str, np.ndarray],
-                   **session_options: Any) -> Callable[[], Any]:
-    """An ORT session with arbitrary ``SessionOptions`` attributes (levers the backend wrapper
-    does not expose), level 'all' unless ``graph_optimization_level`` says otherwise."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = _OPT_LEVELS['all']
-    for key, value in session_options.items():
+                   optimization_level: str = 'all', **attributes: Any) -> Callable[[], Any]:
+    """An ORT session with arbitrary ``SessionOptions`` ``attributes`` (levers the backend
+    wrapper does not expose) on top of the backend's own options."""
+    options = session_options(optimization_level=optimization_level)
+    for key, value in attributes.items():
         setattr(options, key, value)
     session = ort.InferenceSession(str(onnx_path), options, providers=['CPUExecutionProvider'])
     return lambda: session.run(None, dict(inputs))
@@ -99,8 +99,8 @@ def lever_rows(paths: Dict[str, Path], report: ProfileReport, peak: float, warmu
     floor = floor_seconds(report, peak)
     rows = []
     raw = {'ORT threads=2': {'intra_op_num_threads': 2},
-           'ORT level=extended': {'graph_optimization_level': _OPT_LEVELS['extended']},
-           'ORT level=basic': {'graph_optimization_level': _OPT_LEVELS['basic']},
+           'ORT level=extended': {'optimization_level': 'extended'},
+           'ORT level=basic': {'optimization_level': 'basic'},
            'ORT mem_pattern=off': {'enable_mem_pattern': False},
            'ORT cpu_arena=off': {'enable_cpu_mem_arena': False},
            'ORT default (raw session)': {}}
@@ -192,7 +192,8 @@ def main(argv: List[str] = None) -> int:
                'main': main_rows, 'levers': levers, 'sizes': sizes,
                'reports': {name: report.as_dict() for name, report in reports.items()},
                'seconds': time.time() - started}
-    (args.work_dir / 'benchmarks.json').write_text(json.dumps(results, indent=2, default=str))
+    with atomic_write(args.work_dir / 'benchmarks.json', 'w') as file:
+        json.dump(results, file, indent=2, default=str)
     print(f'\nwrote {args.work_dir / "benchmarks.json"} in {results["seconds"]:.0f} s')
     return 0
 

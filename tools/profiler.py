@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mmdeploy_srcnn.utils.config import ConfigError, DictAction, load_deploy_config
+from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.logger import get_logger
 from mmdeploy_srcnn.utils.scale import parse_scale
 
@@ -99,8 +100,8 @@ def main(argv=None) -> int:
         return 2
     print(format_report(report))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report.as_dict(), indent=2))
+        with atomic_write(args.out, 'w') as file:
+            json.dump(report.as_dict(), file, indent=2)
     return 0
 
 

@@ -9,21 +9,24 @@ bicubic downscale quantised to uint8, and PSNR/SSIM are taken on the Y channel (
 ceil(scale) pixels shaved from every border; if the model's output is a pixel smaller than HR
 (float32/float64 rounding of size x scale), HR and bicubic are cropped to it. Prints a table,
 writes ``quality.json`` and ``quality.png`` (gain over bicubic vs scale) to ``--out-dir``.
+Bad input (missing folder or file, unreadable image, scale <= 1, a checkpoint that does not
+fit the config's model) gets a one-line error and exit code 2.
 """
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 from mmengine.config import Config
 
 from mmdeploy_srcnn.datasets import SPLITS, load_split
-from mmdeploy_srcnn.datasets.protocol import UpscaleFn, average_by_scale, evaluate
+from mmdeploy_srcnn.datasets.protocol import (UpscaleFn, as_rgb_uint8, average_by_scale,
+                                              evaluate)
 from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
-
-_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+from mmdeploy_srcnn.utils.image import (IMAGE_SUFFIXES, ImageError, from_float, read_image,
+                                        to_float)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,22 +46,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_folder(folder: str) -> Dict[str, np.ndarray]:
-    """Every image in ``folder`` as RGB uint8, keyed by file name."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    """Every image in ``folder`` as RGB uint8 (gray repeated into RGB), keyed by file name."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f'{folder}: no such folder')
+    paths = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise FileNotFoundError(f'no images ({", ".join(_IMAGE_SUFFIXES)}) in {folder}')
-    images = {}
-    for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f'cannot read image {path}')
-        images[path.name] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return images
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """RGB float in [0, 1] (H x W x 3) to uint8, rounded as when the result is saved."""
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+        raise FileNotFoundError(f'{folder}: no {", ".join(IMAGE_SUFFIXES)} images')
+    return {path.name: as_rgb_uint8(read_image(path), str(path)) for path in paths}
 
 
 def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
@@ -73,9 +68,9 @@ def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
     model.eval()
 
     def upscale(lr: np.ndarray, scale: float) -> np.ndarray:
-        x = torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+        x = torch.from_numpy(to_float(lr).transpose(2, 0, 1)[None])
         with torch.no_grad():
-            return to_uint8(model(x, scale)[0].numpy().transpose(1, 2, 0))
+            return from_float(model(x, scale)[0].numpy().transpose(1, 2, 0), np.uint8)
 
     return upscale
 
@@ -128,14 +123,22 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Optional[List[str]] = None) -> Dict:
+def main(argv: Optional[List[str]] = None) -> int:
+    """Evaluate, print the table, write the JSON and the plot; 2 on bad input, else 0."""
     args = parse_args(argv)
-    images = load_folder(args.images) if args.images else load_split(args.builtin)
-    if args.checkpoint:
-        upscale, source = pytorch_upscaler(args.config, args.checkpoint), args.checkpoint
-    else:
-        upscale, source = onnx_upscaler(args.model), args.model
-    per_image = evaluate(upscale, images, args.scales)
+    # Imported here so that --help answers without loading torch.
+    from mmdeploy_srcnn.backends import BackendError
+    from mmdeploy_srcnn.models import CheckpointError
+    try:
+        images = load_folder(args.images) if args.images else load_split(args.builtin)
+        if args.checkpoint:
+            upscale, source = pytorch_upscaler(args.config, args.checkpoint), args.checkpoint
+        else:
+            upscale, source = onnx_upscaler(args.model), args.model
+        per_image = evaluate(upscale, images, args.scales)
+    except (FileNotFoundError, ImageError, ValueError, CheckpointError, BackendError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     per_scale = average_by_scale(per_image)
     print(format_table(per_image, per_scale))
 
@@ -147,8 +150,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         json.dump(result, file, indent=2)
     plot_gain(per_image, per_scale, out_dir / 'quality.png')
     print(f'wrote {out_dir / "quality.json"} and {out_dir / "quality.png"}')
-    return result
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -36,7 +36,7 @@ import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
 from mmdeploy_srcnn.apis.deploy import check_backend_config, load_model
 from mmdeploy_srcnn.apis.export import make_factor, torch2onnx
 from mmdeploy_srcnn.backends import build_backend
-from mmdeploy_srcnn.backends.onnxruntime import _OPT_LEVELS
+from mmdeploy_srcnn.backends.onnxruntime import session_options
 from mmdeploy_srcnn.core import RewriterContext
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
@@ -213,11 +213,8 @@ def ort_node_split(onnx_path: Path, backend_config: Mapping[str, Any],
                    out_dir: Path) -> NodeSplit:
     """Profile ``iters`` runs (after ``warmup``) in an ORT session with ``backend_config``'s
     options and ``enable_profiling``; parse the JSON it writes into ``out_dir``."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = _OPT_LEVELS[backend_config.get('optimization_level',
-                                                                      'all')]
-    if backend_config.get('threads') is not None:
-        options.intra_op_num_threads = backend_config['threads']
+    options = session_options(backend_config.get('threads'),
+                              backend_config.get('optimization_level', 'all'))
     options.enable_profiling = True
     options.profile_file_prefix = str(out_dir / 'ort_profile')
     optimized_path = out_dir / 'ort_optimized.onnx'

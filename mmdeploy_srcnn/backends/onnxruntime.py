@@ -8,12 +8,28 @@ from mmdeploy_srcnn.registry import BACKENDS
 
 from .base import BackendError, BaseBackend, PathLike
 
-_OPT_LEVELS = {
+OPTIMIZATION_LEVELS = {
     'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+def session_options(threads: Optional[int] = None,
+                    optimization_level: str = 'all') -> ort.SessionOptions:
+    """``SessionOptions`` for the backend's settings (also used by the profiler and the
+    benchmarks, which add their own options to them); bad values raise :class:`BackendError`."""
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise BackendError(f'unknown ONNX Runtime optimization_level {optimization_level!r} '
+                           f'(choose from {", ".join(OPTIMIZATION_LEVELS)})')
+    options = ort.SessionOptions()
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization_level]
+    if threads is not None:
+        if threads < 1:
+            raise BackendError(f'threads must be >= 1, got {threads}')
+        options.intra_op_num_threads = threads
+    return options
 
 
 @BACKENDS.register_module(name='onnxruntime')
@@ -29,15 +45,7 @@ class ONNXRuntimeBackend(BaseBackend):
     def __init__(self, onnx_path: PathLike, threads: Optional[int] = None,
                  optimization_level: str = 'all') -> None:
         super().__init__(onnx_path)
-        if optimization_level not in _OPT_LEVELS:
-            raise BackendError(f'unknown ONNX Runtime optimization_level {optimization_level!r} '
-                               f'(choose from {", ".join(_OPT_LEVELS)})')
-        options = ort.SessionOptions()
-        options.graph_optimization_level = _OPT_LEVELS[optimization_level]
-        if threads is not None:
-            if threads < 1:
-                raise BackendError(f'threads must be >= 1, got {threads}')
-            options.intra_op_num_threads = threads
+        options = session_options(threads, optimization_level)
         try:
             self._session = ort.InferenceSession(str(self.onnx_path), options,
                                                  providers=['CPUExecutionProvider'])

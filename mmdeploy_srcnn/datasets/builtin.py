@@ -12,6 +12,8 @@ from typing import Callable, Dict, Tuple
 import cv2
 import numpy as np
 
+from .protocol import as_rgb_uint8
+
 # Split from FACTS.md. motorcycle_left/right are a stereo pair: one side per split.
 TEST_IMAGES: Tuple[str, ...] = ('astronaut', 'chelsea', 'rocket', 'motorcycle_left',
                                 'grace_hopper', 'china')
@@ -67,13 +69,7 @@ def load_image(name: str) -> np.ndarray:
     """Load one built-in image by name as an RGB uint8 H x W x 3 array."""
     if name not in _LOADERS:
         raise KeyError(f"unknown built-in image '{name}'; known: {', '.join(BUILTIN_IMAGES)}")
-    image = np.asarray(_LOADERS[name](name))
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"built-in image '{name}' is not 8-bit RGB: "
-                         f'{image.dtype} {image.shape}')
-    return np.ascontiguousarray(image)
+    return as_rgb_uint8(np.asarray(_LOADERS[name](name)), f"built-in image '{name}'")
 
 
 def load_split(split: str) -> Dict[str, np.ndarray]:

@@ -29,6 +29,17 @@ def as_fraction(scale: float) -> Fraction:
     return fraction
 
 
+def as_rgb_uint8(image: np.ndarray, name: str) -> np.ndarray:
+    """``image`` as the protocol's HR input, RGB uint8 H x W x 3; a gray image is repeated into
+    three equal channels (its luminance). Anything else raises ``ValueError`` naming ``name``."""
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{name}: not an 8-bit RGB or gray image '
+                         f'({image.dtype}, shape {image.shape})')
+    return np.ascontiguousarray(image)
+
+
 def make_lr(hr: np.ndarray, scale: float) -> Tuple[np.ndarray, np.ndarray]:
     """Crop ``hr`` (top-left) to a whole number of ``scale`` steps and downscale it.
 

@@ -8,6 +8,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from support.models import scale_aware_srcnn
 
 from mmdeploy_srcnn.apis import ExportError, torch2onnx
 from mmdeploy_srcnn.apis.export import make_factor
@@ -88,11 +89,7 @@ def test_one_file_runs_every_factor_and_matches_pytorch(exported, deploy_cfg, mo
 @pytest.mark.parametrize('factor_format', ['hw', 'nchw'])
 @pytest.mark.parametrize('exporter', list(EXPORTERS))
 def test_scale_aware_model_reads_the_factor_in_the_graph(tmp_path, exporter, factor_format):
-    torch.manual_seed(0)
-    aware = SRCNN(residual=True, scale_aware=True).eval()
-    with torch.no_grad():  # trained-size weights: the biases move by ~0.1 between scales
-        aware.scale_bias1.weight.normal_(std=0.3)
-        aware.scale_bias2.weight.normal_(std=0.3)
+    aware = scale_aware_srcnn()
     cfg = load_deploy_config(CONFIG, {**EXPORTERS[exporter],
                                       'onnx_config.factor_format': factor_format})
     backend = build_backend(cfg.backend_config, torch2onnx(aware, cfg, tmp_path))

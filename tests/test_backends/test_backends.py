@@ -5,12 +5,11 @@ import sys
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper
+from support.models import scale_aware_srcnn
 
 from mmdeploy_srcnn.apis import torch2onnx
 from mmdeploy_srcnn.backends import BackendError, build_backend
-from mmdeploy_srcnn.models import SRCNN
 from mmdeploy_srcnn.registry import BACKENDS
 from mmdeploy_srcnn.utils.config import load_deploy_config
 
@@ -22,12 +21,7 @@ def onnx_path(request, tmp_path_factory):
     options = ({} if request.param == 'torchscript'
                else {'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 18})
     cfg = load_deploy_config('configs/srcnn_dynamic.py', options)
-    torch.manual_seed(0)
-    model = SRCNN(residual=True, scale_aware=True).eval()  # the shipped architecture
-    with torch.no_grad():
-        model.scale_bias1.weight.normal_(std=0.3)
-        model.scale_bias2.weight.normal_(std=0.3)
-    return torch2onnx(model, cfg, tmp_path_factory.mktemp(request.param))
+    return torch2onnx(scale_aware_srcnn(), cfg, tmp_path_factory.mktemp(request.param))
 
 
 def _inputs(shape, scale):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from support.models import scale_aware_srcnn
 
 from mmdeploy_srcnn.core import RewriterContext
 from mmdeploy_srcnn.models import SRCNN, build_model
@@ -49,17 +50,8 @@ def test_plain_identity_init_is_close_to_bicubic():
     assert (model(x, 2) - expected).abs().mean() < 0.05
 
 
-def _scale_aware_model() -> SRCNN:
-    torch.manual_seed(0)
-    model = SRCNN(residual=True, scale_aware=True).eval()
-    with torch.no_grad():
-        model.scale_bias1.weight.normal_()
-        model.scale_bias2.weight.normal_()
-    return model
-
-
 def test_scale_aware_biases_depend_on_the_factor():
-    model = _scale_aware_model()
+    model = scale_aware_srcnn()
     assert sum(p.numel() for p in model.parameters()) == 20099 + 2 * 64 + 2 * 32
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
@@ -81,7 +73,7 @@ def test_scale_aware_biases_depend_on_the_factor():
 
 @pytest.mark.parametrize('factor, tensor', [((2, 3), [2.0, 3.0]), (2.5, [1.0, 1.0, 2.5, 2.5])])
 def test_scale_aware_tensor_factor_matches_numbers(factor, tensor):
-    model = _scale_aware_model()
+    model = scale_aware_srcnn()
     x = torch.rand(2, 3, 10, 12)
     with RewriterContext(), torch.no_grad():
         out = model(x, torch.tensor(tensor))

@@ -1,11 +1,9 @@
 """tools/profiler.py: one run measures PyTorch eager and the backends; table, JSON, ORT split."""
 import json
-from pathlib import Path
 
 import pytest
 from support.tools import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ['--shape', '12x10', '--scale', '2x3', '--warmup', '0', '--iters', '1']
 ENGINE_FIELDS = {'engine', 'options', 'latency', 'peak_rss_mb', 'rss_delta_mb', 'node_split',
                  'images_per_s', 'output_mpix_per_s', 'gflop_per_s'}

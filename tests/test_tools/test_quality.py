@@ -4,7 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from skimage import data
+from support.tools import load_tool
+
+from mmdeploy_srcnn.utils.image import write_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / 'checkpoints' / 'srcnn_multiscale.pth'
@@ -44,3 +49,43 @@ def test_ssim_improves_and_images_are_all_scored(quality):
                      if r['image'] == 'astronaut' and r['scale'] == 3.0)
     assert astronaut['bicubic_psnr'] == pytest.approx(28.68, abs=0.05)
     assert astronaut['shave'] == 3 and astronaut['hr_size'] == [510, 510]
+
+
+test_tool = load_tool('test')
+GOOD = ['--checkpoint', str(CHECKPOINT)]
+
+
+def test_folder_of_images_gray_included(tmp_path, capsys):
+    folder = tmp_path / 'hr'
+    write_image(folder / 'rgb.png', data.astronaut()[100:160, 180:240])
+    write_image(folder / 'gray.jpg', data.camera()[200:260, 200:260])
+    (folder / 'notes.txt').write_text('not an image, not a suffix the tool reads')
+    out = tmp_path / 'out'
+    assert test_tool.main(['configs/srcnn_train.py', *GOOD, '--images', str(folder),
+                           '--scales', '2', '--out-dir', str(out)]) == 0
+    records = json.loads((out / 'quality.json').read_text())['per_image']
+    assert [r['image'] for r in records] == ['gray.jpg', 'rgb.png']
+    assert all(r['hr_size'] == [60, 60] and r['gain_db'] > 0 for r in records)
+
+
+@pytest.mark.parametrize('files, args, message', [
+    ({}, ['--checkpoint', 'nope.pth'], 'nope.pth: checkpoint file not found'),
+    ({}, [*GOOD, '--images', 'no_such_folder'], 'no_such_folder: no such folder'),
+    ({'a.png': b'not a png'}, GOOD, 'a.png: not an image'),
+    ({'deep.png': np.zeros((8, 8, 3), np.uint16)}, GOOD, 'deep.png: not an 8-bit RGB or gray'),
+    ({'a.png': np.zeros((8, 8, 3), np.uint8)}, [*GOOD, '--scales', '1'],
+     'upscale factor must be > 1, got 1.0'),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, files, args, message):
+    folder = tmp_path / 'hr'
+    folder.mkdir()
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            write_image(folder / name, content)
+    images = ['--images', str(folder)] if files else []
+    out = tmp_path / 'out'
+    assert test_tool.main(['configs/srcnn_train.py', *images, *args, '--out-dir', str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -1,8 +1,9 @@
 """``F.interpolate`` for ONNX Runtime and OpenVINO: a Tensor factor becomes two matrix products.
 
 Both engines run a dense ``MatMul`` faster than their cubic ``Resize`` kernel (ONNX Runtime
-spends 40-53% of an SRCNN run in it; SRCNN at 256 -> 768 ran 2.0x faster on ONNX Runtime and
-1.1x on OpenVINO, benchmarks/README.md), so for these backends a Tensor ``scale_factor`` goes to
+spends 40-53% of an SRCNN run in it; SRCNN at 256 -> 768 ran 1.6x (scale-aware model) to 2.0x
+(scale-blind) faster on ONNX Runtime and 1.1x on OpenVINO, benchmarks/README.md), so for these
+backends a Tensor ``scale_factor`` goes to
 :func:`~mmdeploy_srcnn.ops.matmul_resize` (same result as ``Resize`` within 1e-5).
 
 Everything else is :func:`interpolate__default`'s job and is handed to it unchanged: a Tensor
