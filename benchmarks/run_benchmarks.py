@@ -7,7 +7,7 @@ One run prints (and writes to ``<work-dir>/benchmarks.json``):
 (a) each engine's median latency relative to PyTorch eager, plain-Resize model and
     matmul-resize model (before/after), at 1x3x256x256 -> x3 -> 768x768;
 (b) the same latencies relative to the FLOP floor: the model's FLOPs (40 kFLOP per output
-    pixel) divided by a peak measured in this run (a large float32 numpy matmul on 2 threads);
+    pixel) divided by a peak measured in this run (a large float32 torch matmul on 2 threads);
 (c) milliseconds per output megapixel at 256x256, 512x512, 1024x1024 and 1920x1080 outputs
     (x2 from 128x128, 256x256, 512x512 and 960x540), which should be about flat;
 (d) ONNX Runtime's resize-stage share of node time (its profiler), both models;
@@ -19,23 +19,24 @@ same run, not numbers across runs.
 """
 import argparse
 import json
+import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import onnxruntime as ort
-from threadpoolctl import threadpool_limits
+import torch
 
+from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.apis.deploy import load_model
 from mmdeploy_srcnn.apis.export import torch2onnx
-from mmdeploy_srcnn.apis.profile import (FLOP_PER_MAC, EngineResult, ProfileReport,
-                                         format_report, make_inputs, profile_model, time_runs)
+from mmdeploy_srcnn.apis.profile import EngineResult, ProfileReport, profile_model, random_inputs
 from mmdeploy_srcnn.backends.onnxruntime import session_options
-from mmdeploy_srcnn.utils.config import load_deploy_config
+from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC
+from mmdeploy_srcnn.profiling.timing import time_runs
 from mmdeploy_srcnn.utils.fileio import atomic_write
-from mmdeploy_srcnn.utils.logger import get_logger
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
 CONFIG = 'configs/srcnn_dynamic.py'
@@ -44,12 +45,35 @@ SIZE_SWEEP = [(128, 128), (256, 256), (512, 512), (540, 960)]  # x2 -> the four 
 ORT, OPENVINO = {'type': 'onnxruntime'}, {'type': 'openvino'}
 
 
-def measure_peak_gflops(size: int = 4096, repeats: int = 3, threads: int = 2) -> float:
-    """Best GFLOP/s of a ``size``-cubed float32 numpy matmul on ``threads`` BLAS threads."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
-    with threadpool_limits(limits=threads, user_api='blas'):
+CPU_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8')
+
+
+def cpu_description() -> str:
+    """The CPU model and which of the vector/matrix extensions that matter here it has."""
+    model, flags = platform.processor() or 'unknown CPU', set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+            elif line.startswith('flags'):
+                flags = set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    present = [flag for flag in CPU_FLAGS if flag in flags]
+    return f'{model}; {torch.get_num_threads()} threads; flags: {" ".join(present) or "none"}'
+
+
+def measure_peak_gflops(size: int = 4096, repeats: int = 3,
+                        threads: Optional[int] = None) -> float:
+    """Best GFLOP/s of a ``size``-cubed float32 torch matmul (``threads``: torch's default)."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(size, size, generator=generator) for _ in range(2))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
         seconds = min(time_runs(lambda: a @ b, warmup=1, iters=repeats))
+    finally:
+        torch.set_num_threads(previous)
     return 2 * size ** 3 / seconds / 1e9
 
 
@@ -57,7 +81,7 @@ def export_models(work_dir: Path) -> Tuple[Any, Any, Dict[str, Path]]:
     """The config's model exported twice: plain ``Resize`` and matmul resize."""
     cfgs = {name: load_deploy_config(CONFIG, {'onnx_config.matmul_resize': matmul})
             for name, matmul in (('resize', False), ('matmul', True))}
-    model = load_model(cfgs['resize'], cfgs['resize'].get('checkpoint'), get_logger('WARNING'))
+    model = load_model(cfgs['resize'], Path(cfgs['resize'].checkpoint))
     paths = {name: torch2onnx(model, cfg, work_dir / name) for name, cfg in cfgs.items()}
     return model, cfgs, paths
 
@@ -94,8 +118,7 @@ def engine_rows(report: ProfileReport, model: str, peak: float,
 def lever_rows(paths: Dict[str, Path], report: ProfileReport, peak: float, warmup: int,
                iters: int) -> List[Dict[str, Any]]:
     """Median latency of each lever setting at the main shape, relative to the floor."""
-    convention = ModelConvention()
-    inputs = make_inputs(convention, MAIN_SHAPE, MAIN_SCALE)
+    inputs = random_inputs(ModelConvention.from_onnx(paths['resize']), MAIN_SHAPE, MAIN_SCALE)
     floor = floor_seconds(report, peak)
     rows = []
     raw = {'ORT threads=2': {'intra_op_num_threads': 2},
@@ -156,6 +179,7 @@ def main(argv: List[str] = None) -> int:
     args = parser.parse_args(argv)
     iters = 2 if args.quick else args.iters
     started = time.time()
+    print(f'CPU: {cpu_description()}')
     peaks = [measure_peak_gflops()]  # again at the end: the best of both is the peak
     model, cfgs, paths = export_models(args.work_dir)
 
@@ -166,13 +190,15 @@ def main(argv: List[str] = None) -> int:
         reports[name] = profile_model(path, [ORT, OPENVINO], MAIN_SHAPE, MAIN_SCALE,
                                       args.warmup, iters, work_dir=args.work_dir / name,
                                       **torch_args)
-        print(f'\n[{name} model]\n{format_report(reports[name])}')
+        for result in reports[name].engines:
+            print(f'[{name} model] {result.engine}: median '
+                  f'{1e3 * result.latency.median:.1f} ms, peak RSS {result.peak_rss_mb:.0f} MB')
     eager: EngineResult = reports['resize'].engines[0]
     sizes = [] if args.quick else size_rows(paths, [ORT, OPENVINO], args.warmup, iters)
     peaks.append(measure_peak_gflops())
     peak = max(peaks)
-    print(f'\nmeasured peak: {peak:.1f} GFLOP/s (float32 numpy matmul 4096^3, 2 BLAS threads; '
-          f'start {peaks[0]:.1f}, end {peaks[1]:.1f})')
+    print(f'\nmeasured peak: {peak:.1f} GFLOP/s (float32 torch matmul 4096^3, '
+          f'{torch.get_num_threads()} threads; start {peaks[0]:.1f}, end {peaks[1]:.1f})')
     floor = floor_seconds(reports['resize'], peak)
     print(f'\nFLOP floor at the measured peak: {1e3 * floor:.0f} ms '
           f'({reports["resize"].flop_per_run / 1e9:.1f} GFLOP, '
@@ -188,7 +214,8 @@ def main(argv: List[str] = None) -> int:
     if sizes:
         print_table('(c) ms per output megapixel, x2', sizes,
                     ['model', 'engine', 'output', 'ms_per_mpix'])
-    results = {'peak_gflop_per_s': peak, 'peaks_gflop_per_s': peaks, 'floor_ms': 1e3 * floor,
+    results = {'cpu': cpu_description(), 'peak_gflop_per_s': peak,
+               'peaks_gflop_per_s': peaks, 'floor_ms': 1e3 * floor,
                'main': main_rows, 'levers': levers, 'sizes': sizes,
                'reports': {name: report.as_dict() for name, report in reports.items()},
                'seconds': time.time() - started}

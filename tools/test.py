@@ -22,11 +22,12 @@ import numpy as np
 from mmengine.config import Config
 
 from mmdeploy_srcnn.datasets import SPLITS, load_split
-from mmdeploy_srcnn.datasets.protocol import (UpscaleFn, as_rgb_uint8, average_by_scale,
-                                              evaluate)
+from mmdeploy_srcnn.datasets.protocol import UpscaleFn, as_rgb_uint8, average_by_scale, evaluate
 from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
-from mmdeploy_srcnn.utils.image import (IMAGE_SUFFIXES, ImageError, from_float, read_image,
-                                        to_float)
+from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, from_float, read_image, to_float
+from mmdeploy_srcnn.utils.scale import parse_scale
+
+DEFAULT_SCALES = [1.5, 2, 2.5, 3, 3.5, 4]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,10 +40,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     images = parser.add_mutually_exclusive_group()
     images.add_argument('--images', help='folder of HR images')
     images.add_argument('--builtin', choices=sorted(SPLITS), default='test',
-                        help='built-in split to evaluate on (default: test)')
-    parser.add_argument('--scales', nargs='+', type=float, default=[1.5, 2, 2.5, 3, 3.5, 4])
-    parser.add_argument('--out-dir', default='work_dirs/test', help='where results go')
+                        help='built-in split to evaluate on (default: test); its images come '
+                             "from scikit-image, scikit-learn and matplotlib: pip install -e "
+                             "'.[test]'")
+    parser.add_argument('--scales', nargs='+', type=_scale, default=DEFAULT_SCALES,
+                        metavar='S', help='upscale factors to evaluate, each > 1 '
+                        f'(default: {" ".join(map(str, DEFAULT_SCALES))})')
+    parser.add_argument('--out-dir', type=Path,
+                        help='where quality.json and quality.png go (default: '
+                             'work_dirs/test/<checkpoint or model file name>)')
     return parser.parse_args(argv)
+
+
+def _scale(text: str) -> float:
+    """A uniform factor > 1, read strictly (no '2_0')."""
+    try:
+        scale_h, scale_w = parse_scale(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if scale_h != scale_w or scale_h <= 1:
+        raise argparse.ArgumentTypeError(f'scale {text!r} must be one number > 1')
+    return float(text)
 
 
 def load_folder(folder: str) -> Dict[str, np.ndarray]:
@@ -60,12 +78,9 @@ def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
     """Upscale with the config's model and the checkpoint's weights, in eager PyTorch."""
     import torch
 
-    from mmdeploy_srcnn.models import load_checkpoint
-    from mmdeploy_srcnn.registry import MODELS
+    from mmdeploy_srcnn.models import build_model
 
-    model = MODELS.build(Config.fromfile(config).model)
-    load_checkpoint(model, checkpoint)
-    model.eval()
+    model = build_model(Config.fromfile(config).model, checkpoint)
 
     def upscale(lr: np.ndarray, scale: float) -> np.ndarray:
         x = torch.from_numpy(to_float(lr).transpose(2, 0, 1)[None])
@@ -105,7 +120,7 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     for name in dict.fromkeys(r['image'] for r in per_image):
         rows = [r for r in per_image if r['image'] == name]
         ax.plot([r['scale'] for r in rows], [r['gain_db'] for r in rows], 'o-', lw=1,
@@ -115,7 +130,8 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
     ax.axhline(0, color='gray', lw=0.8)
     ax.set_xlabel('upscale factor')
     ax.set_ylabel('Y-PSNR gain over MATLAB bicubic (dB)')
-    ax.legend(fontsize='small')
+    ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)  # outside the axes: never over the data
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -128,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     # Imported here so that --help answers without loading torch.
     from mmdeploy_srcnn.backends import BackendError
-    from mmdeploy_srcnn.models import CheckpointError
+    from mmdeploy_srcnn.models import CheckpointError, ModelBuildError
     try:
         images = load_folder(args.images) if args.images else load_split(args.builtin)
         if args.checkpoint:
@@ -136,13 +152,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             upscale, source = onnx_upscaler(args.model), args.model
         per_image = evaluate(upscale, images, args.scales)
-    except (FileNotFoundError, ImageError, ValueError, CheckpointError, BackendError) as err:
-        print(f'error: {err}', file=sys.stderr)
+    except (FileNotFoundError, ImageError, ValueError, CheckpointError, BackendError,
+            ModelBuildError) as err:
+        print(f'test.py: error: {err}', file=sys.stderr)
         return 2
     per_scale = average_by_scale(per_image)
     print(format_table(per_image, per_scale))
 
-    out_dir = Path(args.out_dir)
+    out_dir = args.out_dir or Path('work_dirs/test') / Path(source).name
     result = {'model': source, 'images': args.images or f'builtin:{args.builtin}',
               'metric': 'Y-channel (BT.601) PSNR/SSIM, ceil(scale) pixels shaved',
               'per_scale': per_scale, 'per_image': per_image}

@@ -1,6 +1,5 @@
 # ONNX export settings shared by every deploy config.
 onnx_config = dict(
-    type='onnx',
     # 'torchscript' (torch.onnx.export(dynamo=False), opset 11..20) or
     # 'dynamo' (torch.export based, the default of torch >= 2.9; opset >= 18).
     exporter='torchscript',
@@ -12,7 +11,7 @@ onnx_config = dict(
     factor_format='hw',
     # ONNX Runtime and OpenVINO: export the upscale as two MatMul with interpolation matrices
     # built in the graph from the factor, instead of one Resize node (same result within 1e-5,
-    # see mmdeploy_srcnn/ops/matmul_resize.py; measured in benchmarks/README.md). False: Resize.
+    # see mmdeploy_srcnn/ops/matmul_resize.py and benchmarks/README.md). False: Resize.
     matmul_resize=True,
     dynamic_axes=dict(
         input={0: 'batch', 2: 'height', 3: 'width'},

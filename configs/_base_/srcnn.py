@@ -1,8 +1,10 @@
 # SRCNN, its weights, the demo image and the verification matrix, shared by the deploy configs.
 model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), residual=True,
              scale_aware=True)
-checkpoint = 'checkpoints/srcnn_multiscale.pth'  # relative to the current directory
-demo_image = 'demo/demo.png'
+# {{ fileDirname }} is this file's folder (mmengine substitutes it), so the paths work from any
+# working directory.
+checkpoint = '{{ fileDirname }}/../../checkpoints/srcnn_multiscale.pth'
+demo_image = '{{ fileDirname }}/../../demo/demo.png'
 
 # PyTorch vs the backend, every combination; shapes must match and values agree within atol
 # (model inputs and outputs are RGB in [0, 1]).

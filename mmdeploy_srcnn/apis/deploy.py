@@ -1,30 +1,56 @@
-"""The deploy pipeline behind ``tools/deploy.py``: export, check, verify, demo images, report."""
+"""The deploy pipeline behind ``tools/deploy.py``: check every input, export, verify, demo images,
+report. Each step is its own function; :func:`run_deploy` runs them in order.
+
+Everything that can be refused is refused by :func:`prepare_deploy`, before the first file is
+written: the demo image, the checkpoint (a configured checkpoint that does not exist is an error;
+random weights only when asked for), the model settings, the backends to compare, and the work
+dir (every output path must resolve inside it, symlinks included).
+"""
+import collections
 import dataclasses
-import inspect
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from torch import nn
 
 import mmdeploy_srcnn
-from mmdeploy_srcnn.apis.export import make_factor, torch2onnx
-from mmdeploy_srcnn.apis.verify import (BackendComparison, VerificationRow, compare_backends,
-                                        run_backend, verify_backend)
-from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_class, build_backend
-from mmdeploy_srcnn.registry import BACKENDS, MODELS
-from mmdeploy_srcnn.models import build_model
+from mmdeploy_srcnn.apis.config import DEFAULT_CROSS_BACKEND_ATOL, ConfigError
+from mmdeploy_srcnn.apis.export import torch2onnx
+from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, VerificationRow, run_cases,
+                                        verification_rows)
+from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_names, build_backend
+from mmdeploy_srcnn.models import CheckpointError, ModelBuildError, build_model
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.config import ConfigError
-from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
+
+IMAGES_DIR = 'images'
+REPORT_FILE = 'report.json'
+
+
+@dataclasses.dataclass
+class DeployPlan:
+    """Everything a deploy run needs, checked: nothing has been written yet."""
+
+    cfg: Config
+    work_dir: Path
+    onnx_path: Path
+    demo_image: Path
+    demo_batch: np.ndarray
+    model: nn.Module
+    checkpoint: Optional[Path]  # None: random weights, asked for explicitly
+    compare: Optional[List[str]]
 
 
 @dataclasses.dataclass
@@ -36,6 +62,7 @@ class DeployResult:
     image_paths: List[Path]
     rows: List[VerificationRow]
     comparison: Optional[BackendComparison] = None
+    nodes: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -48,151 +75,178 @@ def scale_label(scale: Any) -> str:
     return f'x{format_scale(scale)}'
 
 
-def check_backend_config(backend_config: Mapping[str, Any]) -> None:
-    """Fail early on an unknown backend type or option name (before exporting anything)."""
-    options = dict(backend_config)
-    backend_cls = backend_class(options.pop('type', None))
+def load_model(deploy_cfg: Config, checkpoint: Optional[Path]) -> nn.Module:
+    """Build the configured model with ``checkpoint``'s weights (``None``: random weights).
+
+    Raises :class:`ConfigError` for an unknown model or bad model settings and
+    :class:`CheckpointError` for a checkpoint that is missing or does not fit.
+    """
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f'{checkpoint}: checkpoint file not found')
     try:
-        inspect.signature(backend_cls).bind('model.onnx', **options)
-    except TypeError as err:
-        raise BackendError(f'backend_config for {backend_config["type"]}: {err}') from err
-
-
-def load_model(deploy_cfg: Config, checkpoint: Optional[str],
-               logger: MMLogger) -> torch.nn.Module:
-    """Build the configured model; a missing checkpoint is a loud warning, not a crash."""
-    model_type = deploy_cfg.model.type
-    if model_type not in MODELS.module_dict:
-        raise ConfigError(f'model.type: unknown model {model_type!r} '
-                          f'(registered: {", ".join(sorted(MODELS.module_dict))})')
-    if checkpoint is None:
-        logger.warning('no checkpoint configured: exporting a randomly initialised model')
-        return build_model(deploy_cfg.model)
-    if not Path(checkpoint).is_file():
-        logger.warning(f'checkpoint {checkpoint} not found: exporting a RANDOMLY INITIALISED '
-                       'model, its outputs are not super-resolved images')
-        return build_model(deploy_cfg.model)
-    return build_model(deploy_cfg.model, checkpoint)
+        return build_model(deploy_cfg.model, checkpoint)
+    except ModelBuildError as err:
+        raise ConfigError(f'model: {err}') from None
 
 
 def read_rgb_batch(image_path: Path) -> np.ndarray:
     """The image as a float32 NCHW RGB batch of one in [0, 1] (gray is replicated)."""
     image = read_image(image_path)
     if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+        image = image[..., None]
+    if image.shape[2] in (1, 2):  # gray, gray + alpha
+        image = np.repeat(image[..., :1], 3, axis=2)
     return np.ascontiguousarray(to_float(image[..., :3]).transpose(2, 0, 1)[None])
 
 
-def _resize(batch: np.ndarray, scale: Any, mode: str) -> np.ndarray:
-    factor = make_factor(parse_scale(scale), 'hw')
-    with torch.no_grad():
-        return dynamic_resize(torch.from_numpy(batch), factor, mode).numpy()
+def _inside(path: Path, work_dir: Path) -> Path:
+    """``path`` resolved (symlinks followed); it must stay inside ``work_dir``."""
+    resolved = path.resolve()
+    if resolved != work_dir and work_dir not in resolved.parents:
+        raise ConfigError(f'{path}: resolves to {resolved}, outside the work dir {work_dir} '
+                          '(a symlink?); refusing to write there')
+    return resolved
 
 
-def write_demo_images(backend: BaseBackend, deploy_cfg: Config, batch: np.ndarray, stem: str,
-                      out_dir: Path) -> List[Path]:
-    """For each verification scale: input (nearest) | bicubic | model, side by side."""
-    written = []
-    for scale in deploy_cfg.verify.scales:
-        model_out = run_backend(backend, batch, parse_scale(scale), deploy_cfg)
-        panels = [_resize(batch, scale, 'nearest'), _resize(batch, scale, 'bicubic'), model_out]
-        side_by_side = np.concatenate([np.clip(p[0], 0, 1).transpose(1, 2, 0) for p in panels],
-                                      axis=1)
-        path = out_dir / f'{stem}_{scale_label(scale)}.png'
-        write_image(path, from_float(side_by_side, np.uint8))
-        written.append(path)
-    return written
+def check_work_dir(work_dir: Path, save_file: str) -> Path:
+    """The resolved work dir; every output path must resolve inside it."""
+    if work_dir.exists() and not work_dir.is_dir():
+        raise ConfigError(f'work dir {work_dir}: exists and is not a directory')
+    resolved = work_dir.resolve()
+    for relative in (save_file, IMAGES_DIR, REPORT_FILE):
+        _inside(resolved / relative, resolved)
+    return resolved
 
 
-def build_comparison_backends(deploy_cfg: Config, onnx_path: Path, names: List[str],
-                              main_backend: BaseBackend, logger: MMLogger
-                              ) -> Dict[str, BaseBackend]:
-    """Backends to compare: ``names``, or every registered one when ``names`` is empty.
+def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Optional[Path],
+                   compare: Optional[Sequence[str]] = None) -> DeployPlan:
+    """Check every input and build the model; raises before anything is written."""
+    resolved = check_work_dir(Path(work_dir), cfg.onnx_config.save_file)
+    demo_batch = read_rgb_batch(image_path)
+    if compare:
+        unknown = sorted(set(compare) - set(backend_names()))
+        if unknown:
+            raise ConfigError(f'--compare-backends: unknown backend {unknown[0]!r} '
+                              f'(known backends: {", ".join(backend_names())})')
+    model = load_model(cfg, checkpoint)
+    return DeployPlan(cfg=cfg, work_dir=resolved,
+                      onnx_path=resolved / cfg.onnx_config.save_file, demo_image=image_path,
+                      demo_batch=demo_batch, model=model, checkpoint=checkpoint,
+                      compare=None if compare is None else list(compare))
 
-    Named backends must build; of "every registered one", those whose package is missing are
-    skipped with a warning that says so.
-    """
-    requested = names or sorted(BACKENDS.module_dict)
+
+def node_summary(nodes: Sequence[str]) -> str:
+    """``'12 nodes (Conv x3, Relu x2, ...)'``: op types by count, most frequent first."""
+    counts = collections.Counter(nodes).most_common()
+    return f'{len(nodes)} nodes ({", ".join(f"{op} x{n}" for op, n in counts)})'
+
+
+def comparison_backends(plan: DeployPlan, main_backend: BaseBackend,
+                        logger: MMLogger) -> Dict[str, BaseBackend]:
+    """The backends to compare: ``plan.compare``, or every available one when it is empty (a
+    missing engine is then skipped with a warning; a named one must build). The main backend
+    is reused, not built twice."""
+    main = plan.cfg.backend_config.type
     backends: Dict[str, BaseBackend] = {}
-    for name in requested:
-        if name == deploy_cfg.backend_config.type:
+    for name in plan.compare or backend_names():
+        if name == main:
             backends[name] = main_backend
             continue
         try:
-            backends[name] = build_backend(dict(type=name), onnx_path)
+            backends[name] = build_backend(dict(type=name), plan.onnx_path)
         except BackendError as err:
-            if names:
+            if plan.compare:
                 raise
             logger.warning(f'backend {name} skipped in the comparison: {err}')
     return backends
 
 
-def run_deploy(deploy_cfg: Config, work_dir: Path, image_path: Path,
-               checkpoint: Optional[str], logger: MMLogger,
-               compare: Optional[List[str]] = None) -> DeployResult:
-    """Export, check, verify against PyTorch on the backend, write demo images and a report.
+def _resize(batch: np.ndarray, scale: Any, mode: str) -> np.ndarray:
+    factor = torch.tensor(parse_scale(scale), dtype=torch.float32)
+    with torch.no_grad():
+        return dynamic_resize(torch.from_numpy(batch), factor, mode).numpy()
 
-    ``compare``: also run these backends (``[]``: every available one) on the same inputs and
-    record their pairwise agreement.
-    """
-    # Bad input fails here, before anything is written.
-    demo_batch = read_rgb_batch(image_path)
-    check_backend_config(deploy_cfg.backend_config)
-    model = load_model(deploy_cfg, checkpoint, logger)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
 
-    start = time.perf_counter()
-    onnx_path = torch2onnx(model, deploy_cfg, work_dir)
-    export_seconds = time.perf_counter() - start
-    proto = onnx.load(str(onnx_path))
-    nodes = [node.op_type for node in proto.graph.node]
-    logger.info(f'exported {onnx_path} with the {deploy_cfg.onnx_config.exporter} exporter in '
-                f'{export_seconds:.1f} s: {len(nodes)} nodes ({", ".join(nodes)})')
+def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
+    """An H x W x 3 float panel with a white strip above it carrying ``label``."""
+    strip = np.full((20, panel.shape[1], 3), 255, np.uint8)  # putText draws on 8-bit images
+    cv2.putText(strip, label, (3, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return np.concatenate([to_float(strip), panel], axis=0)
 
-    backend = build_backend(deploy_cfg.backend_config, onnx_path)
-    rows = verify_backend(model, backend, deploy_cfg)
-    comparison = None
-    if compare is not None:
-        backends = build_comparison_backends(deploy_cfg, onnx_path, compare, backend, logger)
-        comparison = compare_backends(model, backends, deploy_cfg)
-    image_paths = write_demo_images(backend, deploy_cfg, demo_batch, image_path.stem,
-                                    work_dir / 'images')
 
+def write_demo_images(backend: BaseBackend, plan: DeployPlan) -> List[Path]:
+    """For each verification scale: input (nearest) | bicubic | model, labelled, side by side."""
+    convention = ModelConvention.from_metadata(backend.metadata)
+    out_dir = plan.work_dir / IMAGES_DIR
+    written = []
+    for scale in plan.cfg.verify.scales:
+        model_out = convention.rgb_output(backend.run(convention.model_inputs(plan.demo_batch,
+                                                                              scale)))
+        panels = {'input (nearest)': _resize(plan.demo_batch, scale, 'nearest'),
+                  'bicubic': _resize(plan.demo_batch, scale, 'bicubic'),
+                  f'{type(plan.model).__name__} {scale_label(scale)}': model_out}
+        side_by_side = np.concatenate(
+            [_labelled(np.clip(p[0], 0, 1).transpose(1, 2, 0), label)
+             for label, p in panels.items()], axis=1)
+        path = out_dir / f'{plan.demo_image.stem}_{scale_label(scale)}.png'
+        _inside(path, plan.work_dir)
+        write_image(path, from_float(side_by_side, np.uint8))
+        written.append(path)
+    return written
+
+
+def write_report(plan: DeployPlan, result: DeployResult, export_seconds: float) -> None:
+    """``report.json``: settings, versions, graph nodes and every comparison."""
+    cfg = plan.cfg
     report = {
-        'config': deploy_cfg.filename,
-        'onnx': str(onnx_path),
-        'checkpoint': checkpoint if checkpoint and Path(checkpoint).is_file() else None,
-        'exporter': deploy_cfg.onnx_config.exporter,
-        'opset': deploy_cfg.onnx_config.opset_version,
+        'config': cfg.filename,
+        'onnx': str(result.onnx_path),
+        'checkpoint': str(plan.checkpoint) if plan.checkpoint else None,
+        'weights': 'checkpoint' if plan.checkpoint else 'random (asked for with random weights)',
+        'exporter': cfg.onnx_config.exporter,
+        'opset': cfg.onnx_config.opset_version,
         'export_seconds': round(export_seconds, 3),
-        'nodes': nodes,
-        'backend': deploy_cfg.backend_config.type,
+        'nodes': result.nodes,
+        'backend': cfg.backend_config.type,
         'versions': {'mmdeploy_srcnn': mmdeploy_srcnn.__version__, 'torch': torch.__version__,
                      'onnx': onnx.__version__, 'onnxruntime': onnxruntime.__version__},
-        'demo_image': str(image_path),
-        'images': [str(path) for path in image_paths],
-        'verification': [row.as_dict() for row in rows],
-        'backend_comparison': comparison.as_dict() if comparison else None,
+        'demo_image': str(plan.demo_image),
+        'images': [str(path) for path in result.image_paths],
+        'verification': [row.as_dict() for row in result.rows],
+        'backend_comparison': result.comparison.as_dict() if result.comparison else None,
+        'passed': result.passed,
     }
-    result = DeployResult(onnx_path, work_dir / 'report.json', image_paths, rows, comparison)
-    report['passed'] = result.passed
     with atomic_write(result.report_path, 'w') as file:
         json.dump(report, file, indent=2)
+
+
+def run_deploy(plan: DeployPlan, logger: MMLogger) -> DeployResult:
+    """Export, check, verify on the backend (and compare engines), demo images, report."""
+    cfg = plan.cfg
+    start = time.perf_counter()
+    onnx_path = torch2onnx(plan.model, cfg, plan.work_dir)
+    export_seconds = time.perf_counter() - start
+    nodes = [node.op_type for node in onnx.load(str(onnx_path)).graph.node]
+    logger.info(f'exported {onnx_path} with the {cfg.onnx_config.exporter} exporter in '
+                f'{export_seconds:.1f} s: {node_summary(nodes)}')
+
+    backend = build_backend(cfg.backend_config, onnx_path)
+    compared = {} if plan.compare is None else comparison_backends(plan, backend, logger)
+    convention = ModelConvention.from_metadata(backend.metadata)
+    results = run_cases(plan.model, {cfg.backend_config.type: backend, **compared}, cfg,
+                        convention)
+    rows = verification_rows(results, cfg.backend_config.type, cfg.verify.atol)
+    comparison = None
+    if plan.compare is not None:
+        comparison = BackendComparison.from_results(
+            results, [PYTORCH, *compared], cfg.verify.atol,
+            cfg.verify.get('cross_backend_atol', DEFAULT_CROSS_BACKEND_ATOL))
+    image_paths = write_demo_images(backend, plan)
+    result = DeployResult(onnx_path, plan.work_dir / REPORT_FILE, image_paths, rows,
+                          comparison, nodes)
+    write_report(plan, result, export_seconds)
     return result
-
-
-def format_table(rows: List[VerificationRow]) -> str:
-    """A short text table of the verification matrix."""
-    header = f'{"batch":>5} {"input":>9} {"scale":>9} {"output":>16} {"max|diff|":>10}  result'
-    lines = [header, '-' * len(header)]
-    for row in rows:
-        diff = 'shape!' if row.max_abs_diff is None else f'{row.max_abs_diff:.2e}'
-        scale = scale_label(row.scale)
-        lines.append(f'{row.batch:>5} {row.in_size[0]:>4}x{row.in_size[1]:<4} {scale:>9} '
-                     f'{"x".join(map(str, row.backend_shape)):>16} {diff:>10}  '
-                     f'{"ok" if row.passed else "FAIL"}')
-    return '\n'.join(lines)
 
 
 def summary(rows: List[VerificationRow]) -> Dict[str, Any]:

@@ -1,26 +1,26 @@
 """``torch2onnx``: export a model with a dynamic upscale factor, check it, write it atomically.
 
-The export runs inside a :class:`~mmdeploy_srcnn.core.RewriterContext`, so ``F.interpolate``
-with a Tensor factor becomes an ONNX ``Resize`` whose ``scales`` come from the ``factor`` input.
-Patching is process-global; the context's lock serialises concurrent exports.
+The export runs inside :func:`~mmdeploy_srcnn.apis.rewrites.deploy_context`, so
+``F.interpolate`` with a Tensor factor becomes an ONNX ``Resize`` (or the matmul resize) whose
+scales come from the ``factor`` input. Patching is process-global; the context's lock
+serialises concurrent exports.
 """
 import logging
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
+import numpy as np
 import onnx
 import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
 import mmdeploy_srcnn
-import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
-from mmdeploy_srcnn.core import RewriterContext
+from mmdeploy_srcnn.apis.rewrites import deploy_context
 from mmdeploy_srcnn.ops.dynamic_resize import dynamo_translation_table
 from mmdeploy_srcnn.ops.matmul_resize import \
     dynamo_translation_table as matmul_resize_translation_table
-from mmdeploy_srcnn.utils.config import validate_deploy_config
 from mmdeploy_srcnn.utils.fileio import atomic_path
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
@@ -33,18 +33,33 @@ class ExportError(RuntimeError):
     """The exporter failed or produced a model that does not pass the checks."""
 
 
-def example_inputs(onnx_cfg: Any) -> Tuple[Tensor, Tensor]:
-    """An image batch and a factor tensor in the config's format, to trace the model with."""
-    generator = torch.Generator().manual_seed(0)
-    image = torch.rand(_EXAMPLE_BATCH, 3, *_EXAMPLE_SIZE, generator=generator)
-    factor = make_factor(_EXAMPLE_SCALE, onnx_cfg.factor_format)
-    return image, factor
+def model_convention(deploy_cfg: Config, model: nn.Module) -> ModelConvention:
+    """The I/O contract the export records: names and factor layout from the config; colour
+    order, value range and receptive radius (the tiling halo) from the model when it declares
+    them (``color_order``, ``value_range``, ``receptive_radius`` attributes)."""
+    onnx_cfg = deploy_cfg.onnx_config
+    halo = getattr(model, 'receptive_radius', None)
+    if halo is None:
+        halo = ModelConvention.halo
+        warnings.warn(f'{type(model).__name__} has no receptive_radius property: the metadata '
+                      f'says halo={halo} (SRCNN 9-1-5), which the app uses to overlap tiles')
+    return ModelConvention(image_input=onnx_cfg.input_names[0],
+                           factor_input=onnx_cfg.input_names[1],
+                           output=onnx_cfg.output_names[0],
+                           factor_format=onnx_cfg.factor_format,
+                           color_order=getattr(model, 'color_order', ModelConvention.color_order),
+                           value_range=tuple(getattr(model, 'value_range',
+                                                     ModelConvention.value_range)),
+                           halo=halo)
 
 
-def make_factor(scale: Tuple[float, float], factor_format: str) -> Tensor:
-    """The ``factor`` input for ``(scale_h, scale_w)`` in the ``'hw'`` or ``'nchw'`` format."""
-    values = list(scale) if factor_format == 'hw' else [1.0, 1.0, *scale]
-    return torch.tensor(values, dtype=torch.float32)
+def example_inputs(convention: ModelConvention) -> Tuple[Tensor, Tensor]:
+    """An image batch and a factor tensor in the model's format, to trace the model with."""
+    image = np.random.default_rng(0).random((_EXAMPLE_BATCH, 3, *_EXAMPLE_SIZE),
+                                            dtype=np.float32)
+    inputs = convention.model_inputs(image, _EXAMPLE_SCALE)
+    return (torch.from_numpy(inputs[convention.image_input]),
+            torch.from_numpy(inputs[convention.factor_input]))
 
 
 def _export_torchscript(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
@@ -117,19 +132,11 @@ def _label_dynamic_axes(proto: onnx.ModelProto, onnx_cfg: Any) -> None:
             dims[axis].dim_param = label
 
 
-def _finalize(path: Path, deploy_cfg: Config, model: nn.Module) -> None:
+def _finalize(path: Path, deploy_cfg: Config, model: nn.Module,
+              convention: ModelConvention) -> None:
     """Add metadata, run the checker and strict shape inference, save in place."""
     onnx_cfg = deploy_cfg.onnx_config
     proto = onnx.load(str(path))
-    halo = getattr(model, 'receptive_radius', None)
-    if halo is None:
-        halo = ModelConvention.halo
-        warnings.warn(f'{type(model).__name__} has no receptive_radius property: the metadata '
-                      f'says halo={halo} (SRCNN 9-1-5), which the app uses to overlap tiles')
-    convention = ModelConvention(image_input=onnx_cfg.input_names[0],
-                                 factor_input=onnx_cfg.input_names[1],
-                                 output=onnx_cfg.output_names[0],
-                                 factor_format=onnx_cfg.factor_format, halo=halo)
     metadata = {**convention.to_metadata(),
                 'mmdeploy_srcnn.model_name': type(model).__name__,
                 'mmdeploy_srcnn.version': mmdeploy_srcnn.__version__,
@@ -159,25 +166,26 @@ def _root_cause(err: BaseException) -> str:
 def torch2onnx(model: nn.Module, deploy_cfg: Config, work_dir: Path) -> Path:
     """Export ``model`` as configured by ``deploy_cfg.onnx_config`` into ``work_dir``.
 
-    Returns the path of the written ``.onnx``. The file appears only once it has been exported,
-    checked and annotated; on any failure the previous file (if any) is left untouched.
+    ``deploy_cfg`` must have been validated (:func:`~mmdeploy_srcnn.apis.config.
+    load_deploy_config` does it). Returns the path of the written ``.onnx``. The file appears
+    only once it has been exported, checked and annotated; on any failure the previous file
+    (if any) is left untouched.
     """
-    validate_deploy_config(deploy_cfg)
     onnx_cfg = deploy_cfg.onnx_config
     exporter = _EXPORTERS.get(onnx_cfg.exporter)
     if exporter is None:
         raise ExportError(f'exporter {onnx_cfg.exporter!r} is not available '
                           f'(choose from {", ".join(_EXPORTERS)})')
     save_path = Path(work_dir) / onnx_cfg.save_file
-    args = example_inputs(onnx_cfg)
+    convention = model_convention(deploy_cfg, model)
+    args = example_inputs(convention)
     model.eval()
     with atomic_path(save_path) as tmp_path:
-        with RewriterContext(deploy_cfg, backend=deploy_cfg.backend_config.type, ir='onnx'), \
-                torch.no_grad():
+        with deploy_context(deploy_cfg), torch.no_grad():
             try:
                 exporter(model, args, tmp_path, onnx_cfg)
             except Exception as err:
                 raise ExportError(f'{onnx_cfg.exporter} export failed: {_root_cause(err)}') \
                     from err
-        _finalize(tmp_path, deploy_cfg, model)
+        _finalize(tmp_path, deploy_cfg, model, convention)
     return save_path

@@ -1,31 +1,85 @@
-"""Compare a backend's outputs with PyTorch's over a matrix of batch sizes, input sizes and scales.
+"""Run PyTorch and backends on the same inputs over the config's verification matrix.
 
-The PyTorch reference runs inside a :class:`~mmdeploy_srcnn.core.RewriterContext` with the
-factor as a Tensor, i.e. through the same dynamic-resize operator whose eager path follows
-ONNX's float32 output-size rule. Differences are therefore the backend's own, not a rounding
-rule of PyTorch's.
+One case generator (:func:`verification_cases`: batch sizes x input sizes x scales, seeded
+uniform noise in [0, 1], which exercises the resize kernels harder than a smooth photo), one
+run (:func:`run_cases`: PyTorch and every backend per case, inside one rewriter context) and two
+readings of it: :func:`verification_rows` (PyTorch against one backend) and
+:class:`BackendComparison` (every pair of engines). Inputs are built and outputs read by the
+exported file's :class:`~mmdeploy_srcnn.utils.model_meta.ModelConvention`, and compared as RGB
+in [0, 1].
+
+The PyTorch reference runs with the factor as a Tensor, through the same dynamic-resize
+operator whose eager path follows ONNX's float32 output-size rule: differences are the
+backend's own, not a rounding rule of PyTorch's.
 """
 import dataclasses
 import itertools
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from torch import nn
 
-import mmdeploy_srcnn.pytorch  # noqa: F401  (registers the shipped rewriters)
-from mmdeploy_srcnn.apis.export import make_factor
+from mmdeploy_srcnn.apis.config import DEFAULT_CROSS_BACKEND_ATOL
+from mmdeploy_srcnn.apis.rewrites import deploy_context
 from mmdeploy_srcnn.backends import BaseBackend
-from mmdeploy_srcnn.core import RewriterContext
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.scale import parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length
+
+PYTORCH = 'pytorch'
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One cell of the verification matrix: an RGB batch in [0, 1] and a scale."""
+
+    batch: int
+    in_size: Tuple[int, int]
+    scale: Tuple[float, float]
+    image: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult:
+    """Every engine's output for one case (RGB in [0, 1]); engines that refused it are absent."""
+
+    case: Case
+    outputs: Dict[str, np.ndarray]
+
+
+def verification_cases(verify_cfg: Mapping[str, Any], seed: int = 0) -> Iterator[Case]:
+    """``batch_sizes x sizes x scales`` of the config, in that order, with seeded images."""
+    rng = np.random.default_rng(seed)
+    for batch, (height, width), raw_scale in itertools.product(
+            verify_cfg['batch_sizes'], verify_cfg['sizes'], verify_cfg['scales']):
+        yield Case(batch=batch, in_size=(height, width), scale=parse_scale(raw_scale),
+                   image=rng.random((batch, 3, height, width), dtype=np.float32))
+
+
+def run_cases(model: nn.Module, backends: Mapping[str, BaseBackend], deploy_cfg: Config,
+              convention: ModelConvention, seed: int = 0) -> List[CaseResult]:
+    """Run PyTorch and each backend on every verification case, with one rewriter context."""
+    results = []
+    model.eval()
+    with deploy_context(deploy_cfg), torch.no_grad():
+        for case in verification_cases(deploy_cfg.verify, seed):
+            inputs = convention.model_inputs(case.image, case.scale)
+            expected = model(torch.from_numpy(inputs[convention.image_input]),
+                             torch.from_numpy(inputs[convention.factor_input]))
+            outputs = {PYTORCH: convention.rgb_output({convention.output: expected.numpy()})}
+            for name, backend in backends.items():
+                if backend.accepts(inputs):
+                    outputs[name] = convention.rgb_output(backend.run(inputs))
+            results.append(CaseResult(case, outputs))
+    return results
 
 
 @dataclasses.dataclass
 class VerificationRow:
-    """One cell of the verification matrix."""
+    """PyTorch against one backend on one case."""
 
     batch: int
     in_size: Tuple[int, int]
@@ -44,45 +98,25 @@ class VerificationRow:
         return {**dataclasses.asdict(self), 'passed': self.passed}
 
 
-def run_torch(model: nn.Module, image: torch.Tensor, scale: Tuple[float, float],
-              deploy_cfg: Config) -> np.ndarray:
-    """The PyTorch reference: ``model(image, factor_tensor)`` with the rewrites applied."""
-    factor = make_factor(scale, deploy_cfg.onnx_config.factor_format)
-    with RewriterContext(deploy_cfg, backend=deploy_cfg.backend_config.type), torch.no_grad():
-        return model(image, factor).numpy()
+def _max_diff(first: np.ndarray, second: np.ndarray) -> Optional[float]:
+    """Largest absolute difference, or None when the shapes differ; NaN counts as infinite."""
+    if first.shape != second.shape:
+        return None
+    diff = np.abs(first.astype(np.float64) - second.astype(np.float64))
+    return float('inf') if not np.isfinite(diff).all() else float(diff.max())
 
 
-def run_backend(backend: BaseBackend, image: np.ndarray, scale: Tuple[float, float],
-                deploy_cfg: Config) -> np.ndarray:
-    """Run the exported model on ``backend`` with the config's input names."""
-    onnx_cfg = deploy_cfg.onnx_config
-    factor = make_factor(scale, onnx_cfg.factor_format).numpy()
-    outputs = backend.run({onnx_cfg.input_names[0]: image, onnx_cfg.input_names[1]: factor})
-    return outputs[onnx_cfg.output_names[0]]
-
-
-def verify_backend(model: nn.Module, backend: BaseBackend, deploy_cfg: Config,
-                   seed: int = 0) -> List[VerificationRow]:
-    """Run ``verify.scales x verify.sizes x verify.batch_sizes`` on PyTorch and ``backend``.
-
-    Inputs are uniform random images in [0, 1] (seeded): noise has every frequency, so it
-    exercises the resize kernels harder than a smooth photo does.
-    """
-    verify_cfg = deploy_cfg.verify
-    rng = np.random.default_rng(seed)
+def verification_rows(results: List[CaseResult], backend: str,
+                      atol: float) -> List[VerificationRow]:
+    """PyTorch against ``backend`` for every case (the backend must have run them all)."""
     rows = []
-    for batch, (height, width), raw_scale in itertools.product(
-            verify_cfg.batch_sizes, verify_cfg.sizes, verify_cfg.scales):
-        scale = parse_scale(raw_scale)
-        image = rng.random((batch, 3, height, width), dtype=np.float32)
-        expected = run_torch(model, torch.from_numpy(image), scale, deploy_cfg)
-        actual = run_backend(backend, image, scale, deploy_cfg)
-        diff = (float(np.abs(expected - actual).max())
-                if expected.shape == actual.shape else None)
-        rows.append(VerificationRow(batch=batch, in_size=(height, width), scale=scale,
+    for result in results:
+        expected, actual = result.outputs[PYTORCH], result.outputs[backend]
+        case = result.case
+        rows.append(VerificationRow(batch=case.batch, in_size=case.in_size, scale=case.scale,
                                     torch_shape=tuple(expected.shape),
-                                    backend_shape=tuple(actual.shape), max_abs_diff=diff,
-                                    atol=float(verify_cfg.atol)))
+                                    backend_shape=tuple(actual.shape),
+                                    max_abs_diff=_max_diff(expected, actual), atol=float(atol)))
     return rows
 
 
@@ -107,8 +141,37 @@ class BackendComparison:
     atol: float
     cross_backend_atol: float
 
+    @classmethod
+    def from_results(cls, results: List[CaseResult], engines: List[str], atol: float,
+                     cross_backend_atol: float = DEFAULT_CROSS_BACKEND_ATOL
+                     ) -> 'BackendComparison':
+        """Compare every pair of ``engines`` (PyTorch first) over ``results``."""
+        pairs = [(a, b) for i, a in enumerate(engines) for b in engines[i + 1:]]
+        comparison = cls(engines, *({pair: 0 for pair in pairs} for _ in range(4)),
+                         atol=float(atol), cross_backend_atol=float(cross_backend_atol))
+        for pair in pairs:
+            comparison.max_diff[pair] = 0.0
+        for result in results:
+            for pair in pairs:
+                comparison._add(result, pair)
+        return comparison
+
+    def _add(self, result: CaseResult, pair: Tuple[str, str]) -> None:
+        first, second = pair
+        if first not in result.outputs or second not in result.outputs:
+            return
+        self.compared[pair] += 1
+        out_a, out_b = result.outputs[first], result.outputs[second]
+        diff = _max_diff(out_a, out_b)
+        if diff is not None:
+            self.max_diff[pair] = max(self.max_diff[pair], diff)
+        elif _size_rule_difference(result.case, out_a.shape, out_b.shape):
+            self.size_rule_cases[pair] += 1
+        else:
+            self.shape_mismatches[pair] += 1
+
     def tolerance(self, first: str, second: str) -> float:
-        return self.atol if 'pytorch' in (first, second) else self.cross_backend_atol
+        return self.atol if PYTORCH in (first, second) else self.cross_backend_atol
 
     def pair_passed(self, first: str, second: str) -> bool:
         key = (first, second)
@@ -130,88 +193,15 @@ class BackendComparison:
                           for a, b in self.max_diff]}
 
 
-def compare_backends(model: nn.Module, backends: Dict[str, BaseBackend], deploy_cfg: Config,
-                     seed: int = 0) -> BackendComparison:
-    """Run PyTorch and every backend on the same inputs of the verification matrix."""
-    verify_cfg = deploy_cfg.verify
-    onnx_cfg = deploy_cfg.onnx_config
-    engines = ['pytorch', *backends]
-    pairs = [(a, b) for i, a in enumerate(engines) for b in engines[i + 1:]]
-    max_diff = {pair: 0.0 for pair in pairs}
-    mismatches = {pair: 0 for pair in pairs}
-    size_rule = {pair: 0 for pair in pairs}
-    compared = {pair: 0 for pair in pairs}
-    rng = np.random.default_rng(seed)
-    for batch, (height, width), raw_scale in itertools.product(
-            verify_cfg.batch_sizes, verify_cfg.sizes, verify_cfg.scales):
-        scale = parse_scale(raw_scale)
-        image = rng.random((batch, 3, height, width), dtype=np.float32)
-        inputs = {onnx_cfg.input_names[0]: image,
-                  onnx_cfg.input_names[1]: make_factor(scale, onnx_cfg.factor_format).numpy()}
-        outputs = {'pytorch': run_torch(model, torch.from_numpy(image), scale, deploy_cfg)}
-        for name, backend in backends.items():
-            if backend.accepts(inputs):
-                outputs[name] = backend.run(inputs)[onnx_cfg.output_names[0]]
-        for first, second in pairs:
-            if first not in outputs or second not in outputs:
-                continue
-            pair = (first, second)
-            compared[pair] += 1
-            out_a, out_b = outputs[first], outputs[second]
-            if out_a.shape != out_b.shape:
-                if not _size_rule_difference((height, width), scale, out_a.shape, out_b.shape):
-                    mismatches[pair] += 1
-                    continue
-                size_rule[pair] += 1
-                continue
-            max_diff[pair] = max(max_diff[pair], float(np.abs(out_a - out_b).max()))
-    return BackendComparison(engines, max_diff, mismatches, size_rule, compared,
-                             atol=float(verify_cfg.atol),
-                             cross_backend_atol=float(verify_cfg.get('cross_backend_atol', 1e-5)))
-
-
-def _size_rule_difference(in_size: Tuple[int, int], scale: Tuple[float, float],
-                          shape_a: Tuple[int, ...], shape_b: Tuple[int, ...]) -> bool:
+def _size_rule_difference(case: Case, shape_a: Tuple[int, ...],
+                          shape_b: Tuple[int, ...]) -> bool:
     """Whether two output shapes differ only by the float32 vs float64 ``floor`` rule."""
     if shape_a[:2] != shape_b[:2]:
         return False
-    for length, factor, size_a, size_b in zip(in_size, scale, shape_a[2:], shape_b[2:]):
+    for length, factor, size_a, size_b in zip(case.in_size, case.scale, shape_a[2:],
+                                              shape_b[2:]):
         rules = {resized_length(length, factor),
                  math.floor(length * float(np.float32(factor)))}
         if not {size_a, size_b} <= rules:
             return False
     return True
-
-
-def format_comparison(comparison: BackendComparison) -> str:
-    """A matrix of max abs differences (upper triangle), like Polygraphy's comparison output."""
-    engines = comparison.engines
-    width = max(12, *(len(e) + 2 for e in engines))
-    lines = [' ' * width + ''.join(f'{e:>{width}}' for e in engines[1:])]
-    for row, first in enumerate(engines[:-1]):
-        cells = []
-        for column, second in enumerate(engines[1:], start=1):
-            if column <= row:
-                cells.append(f'{"":>{width}}')
-                continue
-            key = (first, second)
-            if comparison.compared[key] == 0:
-                text = 'n/a'
-            elif comparison.shape_mismatches[key]:
-                text = f'{comparison.shape_mismatches[key]} shape!'
-            else:
-                text = f'{comparison.max_diff[key]:.1e}'
-                text += '*' if comparison.size_rule_cases[key] else ''
-                text += '' if comparison.pair_passed(first, second) else ' FAIL'
-            cells.append(f'{text:>{width}}')
-        lines.append(f'{first:<{width}}' + ''.join(cells))
-    lines.append(f'tolerances: vs pytorch {comparison.atol:g}, between backends '
-                 f'{comparison.cross_backend_atol:g}; cases per pair: '
-                 + ', '.join(f'{a}/{b} {n}' for (a, b), n in comparison.compared.items()))
-    ambiguous = {pair: n for pair, n in comparison.size_rule_cases.items() if n}
-    if ambiguous:
-        lines.append('* output size differs by one pixel in '
-                     + ', '.join(f'{a}/{b}: {n} case(s)' for (a, b), n in ambiguous.items())
-                     + ': floor(in * scale) in float32 vs float64, which the ONNX spec leaves '
-                       'open (not compared: the convolutions see another border)')
-    return '\n'.join(lines)

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -20,12 +21,7 @@ from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, read_image, w
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 from .tiling import MIN_TILE
-from .upscaler import (
-    DEFAULT_MAX_OUTPUT_PIXELS,
-    UpscaleError,
-    Upscaler,
-    resize_bicubic,
-)
+from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, UpscaleError, Upscaler, resize_bicubic
 
 PROG = 'srcnn-upscale'
 EXIT_USER_ERROR = 2
@@ -113,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='also write OUTSTEM_compare.SUFFIX: bicubic (left) | model (right)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing output files (default: refuse)')
+    parser.add_argument('-q', '--quiet', action='store_true',
+                        help='print nothing on success (errors are still printed)')
     parser.add_argument('--max-megapixels', type=_at_least(float, 1e-6, 'max-megapixels'),
                         default=DEFAULT_MAX_OUTPUT_PIXELS / 1e6, metavar='M',
                         help='refuse outputs larger than M megapixels, checked before running '
@@ -133,8 +131,11 @@ def _collect_inputs(paths: Sequence[Path], errors: List[str]) -> List[Path]:
     """Expand folders into their image files; a folder without images is an error."""
     images = []
     for path in paths:
+        if not path.exists():
+            errors.append(f'{path}: no such file or folder')
+            continue
         if not path.is_dir():
-            images.append(path)  # missing or unreadable files are reported when read
+            images.append(path)  # unreadable files are reported when read
             continue
         found = sorted(child for child in path.iterdir()
                        if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file()
@@ -184,39 +185,68 @@ def _plan_jobs(sources: List[Path], args: argparse.Namespace, errors: List[str])
     return jobs
 
 
-def _process(upscaler: Upscaler, job: Job, scale: Tuple[float, float]) -> None:
-    """Read, upscale and write one image (and its comparison)."""
+def _process(upscaler: Upscaler, job: Job, scale: Tuple[float, float],
+             progress: Optional[Callable[[int, int], None]]) -> str:
+    """Read, upscale and write one image (and its comparison); returns a one-line summary."""
+    started = time.perf_counter()
     image = read_image(job.source)
     try:
-        upscaled = upscaler.upscale(image, scale)
+        upscaled = upscaler.upscale(image, scale, progress)
     except UpscaleError as err:
         raise UpscaleError(f'{job.source}: {err}') from None
     write_image(job.output, upscaled)
     if job.compare is not None:
         write_image(job.compare, np.concatenate([resize_bicubic(image, scale), upscaled], axis=1))
+    return (f'upscaled {job.source} ({image.shape[1]}x{image.shape[0]}) x{format_scale(scale)} '
+            f'-> {job.output} ({upscaled.shape[1]}x{upscaled.shape[0]}) in '
+            f'{time.perf_counter() - started:.1f} s')
 
 
-def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str]) -> int:
-    """Load the model and process every job; returns how many succeeded.
+class _TileProgress:
+    """A progress bar over the tiles of one large image (on stderr, so stdout stays clean;
+    shown only on a terminal)."""
+
+    MIN_TILES = 4
+
+    def __init__(self) -> None:
+        self._bar: Optional[ProgressBar] = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.MIN_TILES:
+            return
+        if self._bar is None:
+            self._bar = ProgressBar(total, file=sys.stderr)
+        self._bar.update()
+        if done == total:
+            sys.stderr.write('\n')
+            self._bar = None
+
+
+def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str],
+         summaries: List[str]) -> int:
+    """Process every job with a loaded ``Upscaler``; returns how many succeeded.
 
     A failed image is added to ``errors`` and the batch goes on.
     """
     upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, threads=args.threads,
                         max_output_pixels=int(args.max_megapixels * 1e6))
-    progress = ProgressBar(len(jobs)) if len(jobs) > 1 else None
+    interactive = not args.quiet and sys.stderr.isatty()  # no bars in logs and pipes
+    batch_bar = ProgressBar(len(jobs), file=sys.stderr) if len(jobs) > 1 and interactive \
+        else None
+    tile_progress = _TileProgress() if batch_bar is None and interactive else None
     done = 0
     for job in jobs:
         try:
-            _process(upscaler, job, args.scale)
+            summaries.append(_process(upscaler, job, args.scale, tile_progress))
             done += 1
         except (ImageError, UpscaleError, BackendError) as err:
             errors.append(str(err))
         except MemoryError:
             errors.append(f'{job.source}: out of memory (use a smaller --tile)')
-        if progress is not None:
-            progress.update()
-    if progress is not None:
-        print()
+        if batch_bar is not None:
+            batch_bar.update()
+    if batch_bar is not None:
+        sys.stderr.write('\n')
     return done
 
 
@@ -224,24 +254,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     errors: List[str] = []
     sources = _collect_inputs(args.inputs, errors)
+    requested = len(sources) + len(errors)  # a missing input counts as a failed image
     if args.output is not None and max(len(args.inputs), len(sources)) > 1:
         parser.error('-o/--output takes a single image; use --out-dir DIR for several')
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are reported here
     jobs = _plan_jobs(sources, args, errors)
+    summaries: List[str] = []
     done = 0
     if jobs:
         try:
-            done = _run(jobs, args, errors)
-        except BackendError as err:  # the model itself cannot be loaded
+            done = _run(jobs, args, errors, summaries)
+        except BackendError as err:  # the model or the engine cannot be loaded: nothing ran
             errors.append(str(err))
+            requested = 0
         except KeyboardInterrupt:
             print(f'\n{PROG}: interrupted (no partial output was left)', file=sys.stderr)
             return EXIT_INTERRUPTED
     for message in errors:
         print(f'{PROG}: error: {message}', file=sys.stderr)
-    if len(sources) > 1:
-        print(f'{done} of {len(sources)} images upscaled at x{format_scale(args.scale)}'
-              + (f', {len(errors)} failed' if errors else ''))
+    if not args.quiet:
+        if requested == 1 and summaries:
+            print(summaries[0])
+        elif requested > 1:
+            failed = f', {requested - done} failed' if done < requested else ''
+            print(f'{done} of {requested} images upscaled at x{format_scale(args.scale)}'
+                  f'{failed} in {time.perf_counter() - started:.1f} s')
     return EXIT_USER_ERROR if errors else 0

@@ -28,7 +28,7 @@ twice as fast as one run for a 12-megapixel output here (no multi-gigabyte buffe
 """
 import dataclasses
 import itertools
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -128,22 +128,32 @@ def plan_axis(length: int, scale: float, tile: Optional[int],
             for out_start in range(0, out_length, core)]
 
 
+def plan_tiles(image_hw: Sequence[int], scale_hw: Sequence[float], tile: Optional[int],
+               halo: int) -> Tuple[List[Span], List[Span]]:
+    """The row spans and the column spans of an image; tiles are their product."""
+    return (plan_axis(image_hw[0], scale_hw[0], tile, halo),
+            plan_axis(image_hw[1], scale_hw[1], tile, halo))
+
+
 def upscale_tiled(process: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
-                  scale_hw: Sequence[float], tile: Optional[int],
-                  halo: int) -> np.ndarray:
+                  scale_hw: Sequence[float], tile: Optional[int], halo: int,
+                  progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """Run ``process`` tile by tile on ``image`` (H x W x ...) and stitch the results.
 
     ``process(crop)`` must return the model's output for ``crop`` at ``scale_hw`` (size
     ``resized_length`` of the crop on each axis), in any dtype and channel layout; the result
-    has that dtype and layout and the full output size.
+    has that dtype and layout and the full output size. ``progress(done, total)`` is called
+    after each tile.
     """
-    rows = plan_axis(image.shape[0], scale_hw[0], tile, halo)
-    cols = plan_axis(image.shape[1], scale_hw[1], tile, halo)
+    rows, cols = plan_tiles(image.shape[:2], scale_hw, tile, halo)
+    total = len(rows) * len(cols)
     out: Optional[np.ndarray] = None
-    for row, col in itertools.product(rows, cols):
+    for done, (row, col) in enumerate(itertools.product(rows, cols), start=1):
         result = process(image[row.in_start:row.in_stop, col.in_start:col.in_stop])
         if out is None:
             out = np.empty((rows[-1].out_stop, cols[-1].out_stop) + result.shape[2:],
                            result.dtype)
         out[row.out_start:row.out_stop, col.out_start:col.out_stop] = result[row.local, col.local]
+        if progress is not None:
+            progress(done, total)
     return out

@@ -15,7 +15,7 @@ module adapts real images to it:
 """
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -26,9 +26,11 @@ from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length
 
-from .tiling import MIN_TILE, upscale_tiled
+from .tiling import MIN_TILE, plan_tiles, upscale_tiled
 
 Scale = Union[float, Sequence[float]]
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called after each tile of an image."""
 DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 R, G, B
 _PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
@@ -48,7 +50,10 @@ def _scale_pair(scale: Scale) -> Tuple[float, float]:
 def output_shape(image_hw: Sequence[int], scale: Scale) -> Tuple[int, int]:
     """Output ``(height, width)`` under the model's size rule: floor(in * scale) in float32."""
     scale_h, scale_w = _scale_pair(scale)
-    return resized_length(image_hw[0], scale_h), resized_length(image_hw[1], scale_w)
+    try:
+        return resized_length(image_hw[0], scale_h), resized_length(image_hw[1], scale_w)
+    except ValueError as err:  # the size overflows float32
+        raise UpscaleError(str(err)) from None
 
 
 def resize_bicubic(image: np.ndarray, scale: Scale) -> np.ndarray:
@@ -88,8 +93,8 @@ class Upscaler:
         onnx_path: the exported model.
         backend: a registered backend type (``'onnxruntime'``, ``'openvino'`` ...).
         tile: process about ``tile`` x ``tile`` input pixels at a time to bound memory
-            (``None``: the whole image at once). The result equals the untiled one within
-            float rounding; see :mod:`mmdeploy_srcnn.app.tiling`.
+            (``None`` or ``0``: the whole image at once). The result equals the untiled one
+            within float rounding; see :mod:`mmdeploy_srcnn.app.tiling`.
         threads: backend threads; ``None`` lets the backend choose.
         max_output_pixels: refuse outputs larger than this, before running.
     """
@@ -97,11 +102,12 @@ class Upscaler:
     def __init__(self, onnx_path: Union[str, os.PathLike], backend: str = 'onnxruntime',
                  tile: Optional[int] = None, threads: Optional[int] = None,
                  max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS) -> None:
-        if tile is not None and tile < MIN_TILE:
-            raise ValueError(f'tile must be at least {MIN_TILE} pixels or None, got {tile}')
+        if tile is not None and tile != 0 and tile < MIN_TILE:
+            raise ValueError(f'tile must be 0 or None (whole image) or at least {MIN_TILE} '
+                             f'pixels, got {tile}')
         if max_output_pixels < 1:
             raise ValueError(f'max_output_pixels must be >= 1, got {max_output_pixels}')
-        self.tile = tile
+        self.tile = tile or None
         self.max_output_pixels = max_output_pixels
         config = {'type': backend} if threads is None else {'type': backend, 'threads': threads}
         self._backend = build_backend(config, onnx_path)
@@ -128,11 +134,19 @@ class Upscaler:
                                f'megapixels, over the limit of {self.max_output_pixels / 1e6:g}')
         return out_h, out_w
 
-    def upscale(self, image: np.ndarray, scale: Scale) -> np.ndarray:
+    def tile_count(self, image_hw: Sequence[int], scale: Scale) -> int:
+        """How many model runs :meth:`upscale` makes for an image of this size."""
+        scale_h, scale_w = _scale_pair(scale)
+        rows, cols = plan_tiles(image_hw, (scale_h, scale_w), self.tile, self.convention.halo)
+        return len(rows) * len(cols)
+
+    def upscale(self, image: np.ndarray, scale: Scale,
+                progress: Optional[Progress] = None) -> np.ndarray:
         """Upscale an HxW, HxWx1, HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA) image.
 
         ``scale`` is a number or ``(height, width)``. The result has the input's layout and
-        dtype and the size :func:`output_shape` gives.
+        dtype and the size :func:`output_shape` gives. ``progress(done, total)`` is called
+        after each tile.
         """
         if image.dtype not in _PIXEL_TYPES:
             raise UpscaleError(f'unsupported pixel type {image.dtype} '
@@ -151,26 +165,22 @@ class Upscaler:
                 result = result @ _LUMA_WEIGHTS
             return from_float(result, out_dtype)
 
-        upscaled = upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo)
+        upscaled = upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo,
+                                 progress)
         if alpha is not None:
             upscaled = np.dstack([upscaled, resize_bicubic(alpha, scale_hw).astype(out_dtype)])
         return upscaled.reshape(upscaled.shape[:2] + image.shape[2:])
 
     def _run_model(self, rgb: np.ndarray, scale_hw: Tuple[float, float]) -> np.ndarray:
         """HxWx3 RGB in [0, 1] -> upscaled HxWx3 RGB in [0, 1] (unclipped), one model run."""
-        convention = self.convention
-        low, high = convention.value_range
-        pixels = rgb[..., ::-1] if convention.color_order == 'BGR' else rgb
-        batch = np.ascontiguousarray((pixels * (high - low) + low).transpose(2, 0, 1)[None],
-                                     dtype=np.float32)
-        factor = scale_hw if convention.factor_format == 'hw' else (1.0, 1.0) + scale_hw
-        output = self._backend.run({convention.image_input: batch,
-                                    convention.factor_input: np.array(factor, np.float32)})
-        result = output[convention.output]
+        inputs = self.convention.model_inputs(rgb.transpose(2, 0, 1)[None], scale_hw)
+        try:
+            result = self.convention.rgb_output(self._backend.run(inputs))
+        except ValueError as err:  # the model has no output of the recorded name
+            raise BackendError(f'{self._backend.onnx_path}: {err}') from None
         expected = (1, 3) + output_shape(rgb.shape[:2], scale_hw)
         if result.shape != expected:
             raise BackendError(f'{self._backend.onnx_path}: the model returned shape '
                                f'{result.shape} for a {rgb.shape[1]}x{rgb.shape[0]} input at '
                                f'scale {scale_hw}, expected {expected}')
-        pixels = (result[0].transpose(1, 2, 0) - low) / (high - low)
-        return pixels[..., ::-1] if convention.color_order == 'BGR' else pixels
+        return result[0].transpose(1, 2, 0)

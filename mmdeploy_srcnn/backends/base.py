@@ -1,31 +1,62 @@
-"""The interface every backend wrapper implements, and building one from a config dict."""
+"""The interface every backend wrapper implements; each wrapper validates its own settings."""
 import abc
+import difflib
+import functools
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Union
 
 import numpy as np
 
-from mmdeploy_srcnn.registry import BACKENDS
+from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
 
 PathLike = Union[str, os.PathLike]
 
 
 class BackendError(RuntimeError):
-    """A backend that cannot be built or cannot run a model."""
+    """A backend that cannot be built, is not installed, or cannot run a model."""
+
+
+def first_line(err: BaseException) -> str:
+    """An engine's error message in one line (engines often add stack dumps below it)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 class BaseBackend(abc.ABC):
-    """Runs one ONNX model file.
+    """Runs one ONNX model file: named numpy inputs in, named numpy outputs out.
 
-    Subclasses load the model in ``__init__`` and implement :meth:`run`. ``metadata`` holds the
-    model's ``metadata_props`` (colour order, value range, factor format ...).
+    Subclasses load the model in ``__init__`` (whose keyword arguments are the backend's
+    ``backend_config`` options) and implement :meth:`run`. ``metadata`` holds the model's
+    ``metadata_props`` (read with ``onnx``, the same way for every engine).
     """
 
     def __init__(self, onnx_path: PathLike) -> None:
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
             raise BackendError(f'{self.onnx_path}: ONNX model file not found')
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendError` with an install hint when the engine is missing."""
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """Check ``backend_config`` options (without ``type``) before any work is done.
+
+        Unknown names are errors that name the closest known option. Subclasses add checks of
+        values by overriding and calling this first.
+        """
+        parameters = [name for name in inspect.signature(cls.__init__).parameters
+                      if name not in ('self', 'onnx_path')]
+        for name in options:
+            if name not in parameters:
+                close = difflib.get_close_matches(name, parameters, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ''
+                raise BackendError(f'backend_config.{name}: unknown option of the '
+                                   f'{cls.__name__} backend (options: '
+                                   f'{", ".join(parameters)}){hint}')
 
     @property
     @abc.abstractmethod
@@ -37,10 +68,14 @@ class BaseBackend(abc.ABC):
     def output_names(self) -> List[str]:
         """Names of the graph outputs, in graph order."""
 
-    @property
-    @abc.abstractmethod
+    @functools.cached_property
     def metadata(self) -> Dict[str, str]:
         """The model's ``metadata_props`` as a dict."""
+        try:
+            return read_onnx_metadata(self.onnx_path)
+        except Exception as err:  # onnx raises DecodeError and others for a broken file
+            raise BackendError(f'{self.onnx_path}: cannot read the model metadata: '
+                               f'{first_line(err)}') from None
 
     @abc.abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -59,33 +94,16 @@ class BaseBackend(abc.ABC):
                                f'the model takes {self.input_names})')
 
 
-def read_onnx_metadata(onnx_path: PathLike) -> Dict[str, str]:
-    """``metadata_props`` of an ONNX file, for engines whose API does not expose them."""
-    import onnx  # only the engines without their own metadata API pay for this import
-
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    return {prop.key: prop.value for prop in proto.metadata_props}
-
-
-def backend_class(backend_type: Any) -> type:
-    """The wrapper class registered as ``backend_type``; the error lists the known ones."""
-    known = ', '.join(sorted(BACKENDS.module_dict))
-    if backend_type is None:
-        raise BackendError(f"backend_config has no 'type' (known backends: {known})")
-    backend_cls = BACKENDS.module_dict.get(backend_type)  # not .get(): see registry.py
-    if backend_cls is None:
-        raise BackendError(f'unknown backend type {backend_type!r} (known backends: {known})')
-    return backend_cls
+def check_threads(threads: Any) -> None:
+    """The ``threads`` option every engine takes: None or an int >= 1."""
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads < 1):
+        raise BackendError(f'backend_config.threads: must be None or an int >= 1, '
+                           f'got {threads!r}')
 
 
-def build_backend(backend_config: Mapping[str, Any], onnx_path: PathLike) -> BaseBackend:
-    """Build the backend named by ``backend_config['type']`` for ``onnx_path``.
-
-    The other keys of ``backend_config`` are the backend's options.
-    """
-    options = dict(backend_config)
-    backend_cls = backend_class(options.pop('type', None))
-    try:
-        return backend_cls(onnx_path, **options)
-    except TypeError as err:  # an option the backend does not take
-        raise BackendError(f'{backend_cls.__name__}: bad backend_config option: {err}') from err
+def check_choice(key: str, value: Any, choices: Any) -> None:
+    """A setting that must be one of ``choices``."""
+    if value not in choices:
+        raise BackendError(f'backend_config.{key}: must be one of {", ".join(choices)}, '
+                           f'got {value!r}')

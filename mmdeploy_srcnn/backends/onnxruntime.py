@@ -1,12 +1,12 @@
 """ONNX Runtime backend (the default engine)."""
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import onnxruntime as ort
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import BackendError, BaseBackend, PathLike
+from .base import BackendError, BaseBackend, PathLike, check_choice, check_threads, first_line
 
 OPTIMIZATION_LEVELS = {
     'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -18,16 +18,14 @@ OPTIMIZATION_LEVELS = {
 
 def session_options(threads: Optional[int] = None,
                     optimization_level: str = 'all') -> ort.SessionOptions:
-    """``SessionOptions`` for the backend's settings (also used by the profiler and the
-    benchmarks, which add their own options to them); bad values raise :class:`BackendError`."""
-    if optimization_level not in OPTIMIZATION_LEVELS:
-        raise BackendError(f'unknown ONNX Runtime optimization_level {optimization_level!r} '
-                           f'(choose from {", ".join(OPTIMIZATION_LEVELS)})')
+    """``SessionOptions`` for the backend's settings (the profiler and the benchmarks add
+    their own options to them)."""
+    ONNXRuntimeBackend.validate_options({'threads': threads,
+                                         'optimization_level': optimization_level})
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization_level]
+    options.log_severity_level = 3  # errors are raised, not logged; warnings are not ours
     if threads is not None:
-        if threads < 1:
-            raise BackendError(f'threads must be >= 1, got {threads}')
         options.intra_op_num_threads = threads
     return options
 
@@ -51,7 +49,14 @@ class ONNXRuntimeBackend(BaseBackend):
                                                  providers=['CPUExecutionProvider'])
         except Exception as err:  # ORT raises its own exception types for bad files
             raise BackendError(f'{self.onnx_path}: ONNX Runtime cannot load the model: '
-                               f'{str(err).splitlines()[0]}') from err
+                               f'{first_line(err)}') from None
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        check_threads(options.get('threads'))
+        check_choice('optimization_level', options.get('optimization_level', 'all'),
+                     OPTIMIZATION_LEVELS)
 
     @property
     def input_names(self) -> List[str]:
@@ -61,15 +66,11 @@ class ONNXRuntimeBackend(BaseBackend):
     def output_names(self) -> List[str]:
         return [node.name for node in self._session.get_outputs()]
 
-    @property
-    def metadata(self) -> Dict[str, str]:
-        return dict(self._session.get_modelmeta().custom_metadata_map)
-
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         self._check_inputs(inputs)
         try:
             outputs = self._session.run(None, dict(inputs))
         except Exception as err:  # ORT's Fail/InvalidArgument/RuntimeException, allocation
             raise BackendError(f'{self.onnx_path.name}: ONNX Runtime failed to run the model: '
-                               f'{str(err).strip().splitlines()[0]}') from err
+                               f'{first_line(err)}') from None
         return dict(zip(self.output_names, outputs))

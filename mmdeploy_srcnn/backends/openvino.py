@@ -1,15 +1,15 @@
 """OpenVINO backend: reads the ONNX file directly and runs it on the CPU.
 
-``openvino`` is an optional dependency (the ``openvino`` extra); it is imported when a backend
-is built, so the registry lists this backend even where the package is missing.
+``openvino`` is an optional dependency (the ``openvino`` extra), imported when a backend is
+built; configs naming this backend validate without it.
 """
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import BackendError, BaseBackend, PathLike, read_onnx_metadata
+from .base import BackendError, BaseBackend, PathLike, check_choice, check_threads, first_line
 
 PERFORMANCE_HINTS = ('LATENCY', 'THROUGHPUT', 'CUMULATIVE_THROUGHPUT')
 PRECISIONS = ('f32', 'bf16', 'f16')
@@ -26,29 +26,17 @@ class OpenVINOBackend(BaseBackend):
         performance_hint: ``'LATENCY'`` (one image at a time, the app's case) or
             ``'THROUGHPUT'``.
         precision: inference precision. OpenVINO's own default on CPUs with bfloat16 support
-            is ``'bf16'``, which moves outputs by about 5e-3 (and even computes Resize output
-            sizes in bfloat16); we default to ``'f32'``.
+            is ``'bf16'``; we default to ``'f32'``.
     """
 
     def __init__(self, onnx_path: PathLike, device: str = 'CPU', threads: Optional[int] = None,
                  performance_hint: str = 'LATENCY', precision: str = 'f32') -> None:
         super().__init__(onnx_path)
-        try:
-            import openvino
-        except ImportError as err:
-            raise BackendError("the openvino backend needs the 'openvino' package: "
-                               "pip install 'mmdeploy_srcnn[openvino]'") from err
-        if performance_hint not in PERFORMANCE_HINTS:
-            raise BackendError(f'unknown OpenVINO performance_hint {performance_hint!r} '
-                               f'(choose from {", ".join(PERFORMANCE_HINTS)})')
-        if precision not in PRECISIONS:
-            raise BackendError(f'unknown OpenVINO precision {precision!r} '
-                               f'(choose from {", ".join(PRECISIONS)})')
+        import openvino
+
         properties = {'PERFORMANCE_HINT': performance_hint,
                       'INFERENCE_PRECISION_HINT': precision}
         if threads is not None:
-            if threads < 1:
-                raise BackendError(f'threads must be >= 1, got {threads}')
             properties['INFERENCE_NUM_THREADS'] = threads
         try:
             core = openvino.Core()
@@ -61,9 +49,28 @@ class OpenVINOBackend(BaseBackend):
             self._compiled = core.compile_model(model, device, properties)
         except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own
             raise BackendError(f'{self.onnx_path}: OpenVINO cannot load the model: '
-                               f'{str(err).strip().splitlines()[0]}') from err
+                               f'{first_line(err)}') from None
         self._request = self._compiled.create_infer_request()
-        self._metadata = read_onnx_metadata(self.onnx_path)
+
+    @classmethod
+    def check_available(cls) -> None:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise BackendError("the openvino backend needs the 'openvino' package, which is "
+                               "not installed: pip install 'mmdeploy_srcnn[openvino]'") from None
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        check_threads(options.get('threads'))
+        check_choice('performance_hint', options.get('performance_hint', 'LATENCY'),
+                     PERFORMANCE_HINTS)
+        check_choice('precision', options.get('precision', 'f32'), PRECISIONS)
+        device = options.get('device', 'CPU')
+        if not isinstance(device, str) or not device:
+            raise BackendError(f'backend_config.device: must be an OpenVINO device name such '
+                               f"as 'CPU', got {device!r}")
 
     @property
     def input_names(self) -> List[str]:
@@ -73,16 +80,12 @@ class OpenVINOBackend(BaseBackend):
     def output_names(self) -> List[str]:
         return list(self._output_names)
 
-    @property
-    def metadata(self) -> Dict[str, str]:
-        return dict(self._metadata)
-
     def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         self._check_inputs(inputs)
         try:
             results = self._request.infer(dict(inputs))
         except Exception as err:  # OpenVINO raises RuntimeError for shape and memory problems
             raise BackendError(f'{self.onnx_path.name}: OpenVINO failed to run the model: '
-                               f'{str(err).strip().splitlines()[0]}') from err
+                               f'{first_line(err)}') from None
         # The request owns its output buffers: copy before the next call overwrites them.
         return {name: np.array(results[name]) for name in self._output_names}

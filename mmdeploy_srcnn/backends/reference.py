@@ -4,15 +4,13 @@
 specification. It shares no code with ONNX Runtime or OpenVINO, which makes it a third opinion
 when two engines disagree. Use it on small inputs only.
 """
-from typing import Dict, List, Mapping
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
-import onnx
-from onnx.reference import ReferenceEvaluator
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import BackendError, BaseBackend, PathLike
+from .base import BackendError, BaseBackend, PathLike, first_line
 
 
 @BACKENDS.register_module(name='reference')
@@ -26,13 +24,24 @@ class ReferenceBackend(BaseBackend):
 
     def __init__(self, onnx_path: PathLike, max_input_pixels: int = 64 * 64) -> None:
         super().__init__(onnx_path)
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
         try:
-            self._proto = onnx.load(str(self.onnx_path))
-            self._evaluator = ReferenceEvaluator(self._proto)
+            self._evaluator = ReferenceEvaluator(onnx.load(str(self.onnx_path),
+                                                           load_external_data=False))
         except Exception as err:  # onnx raises DecodeError, ValidationError and others
             raise BackendError(f'{self.onnx_path}: the ONNX reference evaluator cannot load '
-                               f'the model: {str(err).strip().splitlines()[0]}') from err
+                               f'the model: {first_line(err)}') from None
         self.max_input_pixels = max_input_pixels
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        limit = options.get('max_input_pixels', 1)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise BackendError(f'backend_config.max_input_pixels: must be an int >= 1, '
+                               f'got {limit!r}')
 
     @property
     def input_names(self) -> List[str]:
@@ -41,10 +50,6 @@ class ReferenceBackend(BaseBackend):
     @property
     def output_names(self) -> List[str]:
         return list(self._evaluator.output_names)
-
-    @property
-    def metadata(self) -> Dict[str, str]:
-        return {prop.key: prop.value for prop in self._proto.metadata_props}
 
     def accepts(self, inputs: Mapping[str, np.ndarray]) -> bool:
         """Whether the inputs are small enough for this slow evaluator."""

@@ -14,7 +14,8 @@ import numpy as np
 
 from .protocol import as_rgb_uint8
 
-# Split from FACTS.md. motorcycle_left/right are a stereo pair: one side per split.
+# Photos to test on, the rest (and the gray textures) to train on. motorcycle_left/right are a
+# stereo pair: one side per split.
 TEST_IMAGES: Tuple[str, ...] = ('astronaut', 'chelsea', 'rocket', 'motorcycle_left',
                                 'grace_hopper', 'china')
 TRAIN_IMAGES: Tuple[str, ...] = ('coffee', 'motorcycle_right', 'retina', 'hubble_deep_field',

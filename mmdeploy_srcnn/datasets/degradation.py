@@ -54,9 +54,12 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     return matrix
 
 
-def _output_shape(shape: Sequence[int], scale: Optional[Tuple[float, float]],
-                  output_shape: Optional[Tuple[int, int]]) -> Tuple[Tuple[int, int],
-                                                                     Tuple[float, float]]:
+Size = Tuple[int, int]
+Scales = Tuple[float, float]
+
+
+def _output_shape(shape: Sequence[int], scale: Optional[Scales],
+                  output_shape: Optional[Size]) -> Tuple[Size, Scales]:
     if (scale is None) == (output_shape is None):
         raise ValueError('give exactly one of scale or output_shape')
     if output_shape is not None:

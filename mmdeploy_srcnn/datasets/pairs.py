@@ -50,8 +50,8 @@ class PairSampler:
     def __init__(self, images: Sequence[np.ndarray], scales: Sequence[float],
                  scale_weights: Optional[Sequence[float]] = None, patch_size: int = 96,
                  min_std: float = 0.0, seed: int = 0) -> None:
-        weights = np.ones(len(scales)) if scale_weights is None else np.asarray(scale_weights,
-                                                                                 dtype=float)
+        weights = (np.ones(len(scales)) if scale_weights is None
+                   else np.asarray(scale_weights, dtype=float))
         if len(weights) != len(scales) or np.any(weights < 0) or weights.sum() <= 0:
             raise ValueError('scale_weights must be non-negative, one per scale, not all zero')
         self.scale_probabilities = weights / weights.sum()

@@ -5,7 +5,7 @@ to uint8, as SR papers do. The HR image is first cropped (top-left) so that its 
 ``scale`` times the LR size: for ``scale = p/q`` the LR side is rounded down to a multiple of
 ``q`` (2.5 = 5/2 needs an even LR side). PSNR and SSIM are measured on the Y channel with
 ``ceil(scale)`` border pixels shaved, for the method and for MATLAB-bicubic upscaling of the
-same LR image; the FACTS.md bicubic references are reproduced this way. Torch-free.
+same LR image; published bicubic baselines are reproduced this way. Torch-free.
 """
 import math
 from fractions import Fraction
@@ -95,7 +95,7 @@ def average_by_scale(records: List[Dict]) -> List[Dict]:
     """Mean of the numeric scores over images, one record per scale, in scale order."""
     keys = ('psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim', 'gain_db')
     scales = sorted({record['scale'] for record in records})
-    return [{'scale': scale, **{key: float(np.mean([r[key] for r in records
-                                                     if r['scale'] == scale]))
-                                for key in keys}}
+    return [{'scale': scale,
+             **{key: float(np.mean([r[key] for r in records if r['scale'] == scale]))
+                for key in keys}}
             for scale in scales]

@@ -8,10 +8,24 @@ from mmdeploy_srcnn.registry import MODELS
 from .checkpoint import PathLike, load_checkpoint
 
 
+class ModelBuildError(ValueError):
+    """A model config naming an unknown model or settings its class refuses."""
+
+
 def build_model(model_cfg: Mapping[str, Any], checkpoint: Optional[PathLike] = None) -> nn.Module:
     """Build ``model_cfg`` (``dict(type='SRCNN', ...)``) in eval mode, with ``checkpoint``'s
-    weights when given."""
-    model = MODELS.build(dict(model_cfg))
+    weights when given (:class:`~.checkpoint.CheckpointError` if they do not fit)."""
+    settings = dict(model_cfg)
+    model_type = settings.pop('type', None)
+    model_cls = MODELS.module_dict.get(model_type)
+    if model_cls is None:
+        raise ModelBuildError(f'unknown model type {model_type!r} '
+                              f'(registered: {", ".join(sorted(MODELS.module_dict))})')
+    try:
+        model = model_cls(**settings)
+    except (TypeError, ValueError) as err:  # a setting the class does not take, or refuses
+        raise ModelBuildError(f'cannot build {model_type} with {settings}: '
+                              f'{str(err).splitlines()[0]}') from None
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model.eval()

@@ -101,7 +101,8 @@ class SRCNN(nn.Module):
         With ``residual=True`` the last layer is zeroed, so the output is the bicubic upsample.
         Without it, small random weights plus a centre tap per channel pass the (non-negative)
         image through all three layers. Training from here converges much faster than from the
-        default initialisation (measured in FACTS.md).
+        default initialisation (4-minute training pilots: +0.58 dB against +0.30 dB over
+        bicubic).
         """
         with torch.no_grad():
             if self.residual:

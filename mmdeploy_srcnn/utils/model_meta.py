@@ -1,23 +1,50 @@
-"""The contract between an exported ``.onnx`` and the apps that run it.
+"""The I/O contract of an exported super-resolution model: the one place that knows it.
 
-Export writes these fields into the model's ``metadata_props``; the torch-free app reads them,
-so a user never has to know how the file was made. A model without them (exported by another
-tool) gets the defaults, which describe what this project exports.
+Export writes a :class:`ModelConvention` into the ``.onnx`` ``metadata_props``; verification,
+the profiler, the benchmarks, the tools and the torch-free app read it back from the file and
+let it build the model's inputs (:meth:`ModelConvention.model_inputs`) and read its output
+(:meth:`ModelConvention.rgb_output`). Nobody else spells out input names, the factor layout,
+the colour order or the value range.
+
+Metadata comes from a file, so it is data: every value read back is checked against sane
+bounds and a bad one is a ``ValueError`` naming the key. A model without these fields
+(exported by another tool) gets the defaults, which describe what this project exports.
 """
 import dataclasses
-from typing import Dict, Mapping, Tuple
+import math
+import os
+from typing import Dict, Mapping, Tuple, Union
 
+import numpy as np
+
+from mmdeploy_srcnn.utils.scale import parse_scale
+
+PathLike = Union[str, os.PathLike]
 FACTOR_FORMATS = {
     'hw': 'a float32 tensor [scale_h, scale_w]',
     'nchw': 'a float32 tensor [1, 1, scale_h, scale_w] (the MMDeploy tutorial layout)',
 }
 COLOR_ORDERS = ('RGB', 'BGR')
-_PREFIX = 'mmdeploy_srcnn.'
+METADATA_PREFIX = 'mmdeploy_srcnn.'
+MAX_HALO = 64
+"""Largest tile overlap a model may ask for (output pixels per side); SRCNN 9-1-5 needs 6."""
+MAX_ABS_VALUE = 65535.0
+"""Largest magnitude of a value-range bound (16-bit pixel values)."""
+_NAME_MAX_LENGTH = 256
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConvention:
-    """How to feed an exported super-resolution model and read its output."""
+    """How to feed an exported super-resolution model and read its output.
+
+    Attributes:
+        image_input, factor_input, output: graph input and output names.
+        factor_format: ``'hw'`` or ``'nchw'`` (see :data:`FACTOR_FORMATS`).
+        color_order: channel order of the image input and output.
+        value_range: what the model calls black and white (``(0, 1)``, ``(0, 255)`` ...).
+        halo: output pixels, per side, that one output pixel depends on after the resize: how
+            much tiles must overlap.
+    """
 
     image_input: str = 'input'
     factor_input: str = 'factor'
@@ -25,51 +52,106 @@ class ModelConvention:
     factor_format: str = 'hw'
     color_order: str = 'RGB'
     value_range: Tuple[float, float] = (0.0, 1.0)
-    # Output pixels, per side, that one output pixel depends on after the resize: how much
-    # tiles must overlap. 6 is SRCNN 9-1-5 (9 // 2 + 1 // 2 + 5 // 2).
     halo: int = 6
 
     def __post_init__(self) -> None:
+        for key in ('image_input', 'factor_input', 'output'):
+            name = getattr(self, key)
+            if not (isinstance(name, str) and 0 < len(name) <= _NAME_MAX_LENGTH
+                    and name.isprintable()):
+                raise ValueError(f'{key} must be a printable name of 1..{_NAME_MAX_LENGTH} '
+                                 f'characters, got {name!r}')
+        if self.image_input == self.factor_input:
+            raise ValueError(f'image_input and factor_input must differ, both are '
+                             f'{self.image_input!r}')
         if self.factor_format not in FACTOR_FORMATS:
             raise ValueError(f'factor_format must be one of {", ".join(FACTOR_FORMATS)}, '
                              f'got {self.factor_format!r}')
         if self.color_order not in COLOR_ORDERS:
             raise ValueError(f'color_order must be one of {", ".join(COLOR_ORDERS)}, '
                              f'got {self.color_order!r}')
-        if not isinstance(self.halo, int) or self.halo < 0:
-            raise ValueError(f'halo must be an int >= 0, got {self.halo!r}')
+        if (not isinstance(self.halo, int) or isinstance(self.halo, bool)
+                or not 0 <= self.halo <= MAX_HALO):
+            raise ValueError(f'halo must be an int in 0..{MAX_HALO}, got {self.halo!r}')
         low, high = self.value_range
-        if not low < high:
-            raise ValueError(f'value_range must be (low, high) with low < high, '
-                             f'got {self.value_range!r}')
+        if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in (low, high)) \
+                or not low < high:
+            raise ValueError(f'value_range must be finite (low, high) with low < high and '
+                             f'|values| <= {MAX_ABS_VALUE:g}, got {self.value_range!r}')
 
-    def factor_shape(self) -> Tuple[int, ...]:
-        """Shape of the factor tensor the model expects."""
-        return (2,) if self.factor_format == 'hw' else (4,)
+    # ---- feeding the model ---------------------------------------------------------------
+
+    def factor_array(self, scale: object) -> np.ndarray:
+        """The factor input for ``scale`` (a number, ``(h, w)`` or ``'2x3'``), float32."""
+        scale_h, scale_w = parse_scale(scale)
+        prefix = [] if self.factor_format == 'hw' else [1.0, 1.0]
+        return np.array([*prefix, scale_h, scale_w], dtype=np.float32)
+
+    def model_inputs(self, rgb: np.ndarray, scale: object) -> Dict[str, np.ndarray]:
+        """Named model inputs for an N x 3 x H x W RGB batch in [0, 1] at ``scale``."""
+        if rgb.ndim != 4 or rgb.shape[1] != 3:
+            raise ValueError(f'expected an N x 3 x H x W RGB batch, got shape {rgb.shape}')
+        pixels = rgb[:, ::-1] if self.color_order == 'BGR' else rgb
+        low, high = self.value_range
+        if (low, high) != (0.0, 1.0):
+            pixels = pixels * np.float32(high - low) + np.float32(low)
+        return {self.image_input: np.ascontiguousarray(pixels, dtype=np.float32),
+                self.factor_input: self.factor_array(scale)}
+
+    def rgb_output(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model's image output as an RGB batch on the [0, 1] scale (not clipped)."""
+        if self.output not in outputs:
+            raise ValueError(f'the model gave no output {self.output!r} '
+                             f'(it gave {sorted(outputs)})')
+        pixels = outputs[self.output]
+        low, high = self.value_range
+        if (low, high) != (0.0, 1.0):
+            pixels = (pixels - np.float32(low)) / np.float32(high - low)
+        return pixels[:, ::-1] if self.color_order == 'BGR' else pixels
+
+    # ---- metadata ------------------------------------------------------------------------
 
     def to_metadata(self) -> Dict[str, str]:
         """Serialise as ``metadata_props`` entries (all strings, prefixed)."""
         fields = dataclasses.asdict(self)
         fields['value_range'] = ','.join(repr(float(v)) for v in self.value_range)
-        return {_PREFIX + key: str(value) for key, value in fields.items()}
+        return {METADATA_PREFIX + key: str(value) for key, value in fields.items()}
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str]) -> 'ModelConvention':
-        """Read the convention back; missing fields take the defaults."""
-        values = {key[len(_PREFIX):]: value for key, value in metadata.items()
-                  if key.startswith(_PREFIX)}
-        fields = {field.name for field in dataclasses.fields(cls)}
-        kwargs = {key: value for key, value in values.items() if key in fields}
+        """Read the convention back; missing fields take the defaults, bad ones raise
+        ``ValueError`` naming the key."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        kwargs: Dict[str, object] = {key[len(METADATA_PREFIX):]: value
+                                     for key, value in metadata.items()
+                                     if key.startswith(METADATA_PREFIX)
+                                     and key[len(METADATA_PREFIX):] in names}
         if 'value_range' in kwargs:
+            text = str(kwargs['value_range'])
             try:
-                low, high = (float(part) for part in kwargs['value_range'].split(','))
-            except ValueError as err:
-                raise ValueError(f'bad value_range in model metadata: '
-                                 f'{kwargs["value_range"]!r}') from err
+                low, high = (float(part) for part in text.split(','))
+            except ValueError:
+                raise ValueError(f'bad value_range in model metadata: {text!r}') from None
             kwargs['value_range'] = (low, high)
         if 'halo' in kwargs:
-            try:
-                kwargs['halo'] = int(kwargs['halo'])
-            except ValueError as err:
-                raise ValueError(f'bad halo in model metadata: {kwargs["halo"]!r}') from err
-        return cls(**kwargs)
+            text = str(kwargs['halo'])
+            if not text.isdigit() or len(text) > 3:
+                raise ValueError(f'bad halo in model metadata: {text!r}')
+            kwargs['halo'] = int(text)
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            raise ValueError(f'bad model metadata: {err}') from None
+
+    @classmethod
+    def from_onnx(cls, onnx_path: PathLike) -> 'ModelConvention':
+        """The convention recorded in an ``.onnx`` file."""
+        return cls.from_metadata(read_onnx_metadata(onnx_path))
+
+
+def read_onnx_metadata(onnx_path: PathLike) -> Dict[str, str]:
+    """``metadata_props`` of an ``.onnx`` file (its external data, if any, is not read)."""
+    import onnx  # imported on use: importing onnx costs about a second
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    return {prop.key: prop.value for prop in proto.metadata_props}

@@ -4,9 +4,13 @@ One parser for configs, the deploy tool and the app. Values are returned as the 
 the model's ``factor`` input will hold, so every size computed from them follows the model.
 """
 import math
+import re
 from typing import Any, Sequence, Tuple
 
 import numpy as np
+
+# A plain decimal number: no '_' separators ('2_0' is not 20), no 'inf'/'nan' spelled out.
+_NUMBER = re.compile(r'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
 
 
 def parse_scale(value: Any) -> Tuple[float, float]:
@@ -15,11 +19,9 @@ def parse_scale(value: Any) -> Tuple[float, float]:
     Raises ``ValueError`` (naming the value) unless both are finite and > 0 in float32.
     """
     if isinstance(value, str):
-        try:
-            numbers = [float(part) for part in value.lower().split('x')]
-        except ValueError:
-            numbers = []
-        if len(numbers) not in (1, 2):
+        parts = value.strip().lower().split('x')
+        numbers = [float(part) for part in parts if _NUMBER.fullmatch(part.strip())]
+        if len(numbers) != len(parts) or len(numbers) not in (1, 2):
             raise ValueError(f'scale {value!r} is not a number or HEIGHTxWIDTH '
                              '(e.g. 2, 2.5, 2x3)')
         pair: Sequence[Any] = numbers * 2 if len(numbers) == 1 else numbers

@@ -9,5 +9,12 @@ import numpy as np
 
 
 def resized_length(length: int, scale: float) -> int:
-    """Output length of a Resize of ``length`` pixels by ``scale``, computed in float32."""
-    return int(np.floor(np.float32(length) * np.float32(scale)))
+    """Output length of a Resize of ``length`` pixels by ``scale``, computed in float32.
+
+    Raises ``ValueError`` when the length overflows float32 (e.g. 10 px x 3.4e38).
+    """
+    with np.errstate(over='ignore'):
+        product = np.float32(length) * np.float32(scale)
+    if not np.isfinite(product):
+        raise ValueError(f'{length} px x {scale:g} overflows (the output size is not finite)')
+    return int(np.floor(product))

@@ -1,7 +1,10 @@
-"""Models for tests that need trained-like weights without a checkpoint."""
+"""Models for tests that need trained-like weights without a checkpoint, and running them."""
+import numpy as np
 import torch
 
+from mmdeploy_srcnn.apis.rewrites import deploy_context
 from mmdeploy_srcnn.models import SRCNN
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
 
 def scale_aware_srcnn(seed: int = 0) -> SRCNN:
@@ -14,3 +17,18 @@ def scale_aware_srcnn(seed: int = 0) -> SRCNN:
         model.scale_bias1.weight.normal_(std=0.3)
         model.scale_bias2.weight.normal_(std=0.3)
     return model
+
+
+def run_torch(model: torch.nn.Module, image: np.ndarray, scale, cfg) -> np.ndarray:
+    """``model`` on an RGB batch in [0, 1] at ``scale``, as verification runs it (the shipped
+    rewrites applied, the factor a Tensor in the config's layout)."""
+    convention = ModelConvention(factor_format=cfg.onnx_config.factor_format)
+    inputs = convention.model_inputs(image, scale)
+    with deploy_context(cfg), torch.no_grad():
+        return model(torch.from_numpy(inputs['input']), torch.from_numpy(inputs['factor'])).numpy()
+
+
+def run_backend(backend, image: np.ndarray, scale) -> np.ndarray:
+    """The exported model on ``backend``, fed through the convention recorded in the file."""
+    convention = ModelConvention.from_metadata(backend.metadata)
+    return convention.rgb_output(backend.run(convention.model_inputs(image, scale)))

@@ -8,14 +8,12 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
-from support.models import scale_aware_srcnn
+from support.models import run_backend, run_torch, scale_aware_srcnn
 
-from mmdeploy_srcnn.apis import ExportError, torch2onnx
-from mmdeploy_srcnn.apis.export import make_factor
-from mmdeploy_srcnn.apis.verify import run_backend, run_torch
+from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config
+from mmdeploy_srcnn.apis.export import ExportError, torch2onnx
 from mmdeploy_srcnn.backends import build_backend
 from mmdeploy_srcnn.models import SRCNN
-from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
 CONFIG = 'configs/srcnn_dynamic.py'
@@ -79,8 +77,8 @@ def test_one_file_runs_every_factor_and_matches_pytorch(exported, deploy_cfg, mo
                                                         shape):
     backend = build_backend(deploy_cfg.backend_config, exported)
     image = np.random.default_rng(1).random(shape, dtype=np.float32)
-    expected = run_torch(model, torch.from_numpy(image), scale, deploy_cfg)
-    actual = run_backend(backend, image, scale, deploy_cfg)
+    expected = run_torch(model, image, scale, deploy_cfg)
+    actual = run_backend(backend, image, scale)
     assert actual.shape == expected.shape == (shape[0], 3, int(shape[2] * scale[0]),
                                               int(shape[3] * scale[1]))
     assert np.abs(actual - expected).max() <= 1e-4
@@ -96,13 +94,13 @@ def test_scale_aware_model_reads_the_factor_in_the_graph(tmp_path, exporter, fac
     image = np.random.default_rng(4).random((1, 3, 12, 10), dtype=np.float32)
     outputs = {}
     for scale in [(2.0, 2.0), (4.0, 4.0), (3.0, 2.5)]:
-        expected = run_torch(aware, torch.from_numpy(image), scale, cfg)
-        outputs[scale] = run_backend(backend, image, scale, cfg)
+        expected = run_torch(aware, image, scale, cfg)
+        outputs[scale] = run_backend(backend, image, scale)
         assert np.abs(outputs[scale] - expected).max() <= 1e-4
     # Same pixels, different factor: the hidden biases (not only the resize) changed.
     blind = SRCNN(residual=True).eval()
     blind.load_state_dict(aware.state_dict(), strict=False)
-    expected_blind = run_torch(blind, torch.from_numpy(image), (2.0, 2.0), cfg)
+    expected_blind = run_torch(blind, image, (2.0, 2.0), cfg)
     assert np.abs(outputs[(2.0, 2.0)] - expected_blind).max() > 1e-2
 
 
@@ -122,11 +120,11 @@ def test_nchw_factor_format(tmp_path, model, exporter, opset):
     assert proto.opset_import[0].version == opset
     backend = build_backend(cfg.backend_config, path)
     image = np.random.default_rng(2).random((1, 3, 10, 12), dtype=np.float32)
-    factor = make_factor((3.0, 2.0), 'nchw').numpy()
+    factor = ModelConvention.from_onnx(path).factor_array((3.0, 2.0))
     assert factor.tolist() == [1.0, 1.0, 3.0, 2.0]
     out = backend.run({'input': image, 'factor': factor})['output']
     assert out.shape == (1, 3, 30, 24)
-    expected = run_torch(model, torch.from_numpy(image), (3.0, 2.0), cfg)
+    expected = run_torch(model, image, (3.0, 2.0), cfg)
     assert np.abs(out - expected).max() <= 1e-4
 
 
@@ -158,8 +156,8 @@ def test_model_module_with_imported_interpolate_exports_dynamic(tmp_path, deploy
         backend = build_backend(deploy_cfg.backend_config, path)
         image = np.random.default_rng(3).random((1, 3, 8, 8), dtype=np.float32)
         for scale in [(2.0, 2.0), (3.0, 2.5)]:
-            out = run_backend(backend, image, scale, deploy_cfg)
-            expected = run_torch(net, torch.from_numpy(image), scale, deploy_cfg)
+            out = run_backend(backend, image, scale)
+            expected = run_torch(net, image, scale, deploy_cfg)
             assert out.shape == expected.shape == (1, 3, 8 * scale[0], int(8 * scale[1]))
             assert np.abs(out - expected).max() <= 1e-4
     finally:
@@ -178,6 +176,8 @@ def test_failed_export_keeps_the_previous_file(tmp_path, deploy_cfg, exported):
     before = target.read_bytes()
 
     class Broken(torch.nn.Module):
+        receptive_radius = 0
+
         def forward(self, x, factor):
             raise RuntimeError('boom inside forward')
 
@@ -196,7 +196,7 @@ def test_both_exporters_agree(tmp_path, model):
                                                  torch2onnx(model, cfg, tmp_path / exporter)))
     image = np.random.default_rng(4).random((2, 3, 19, 23), dtype=np.float32)
     for scale in [(2.0, 2.0), (2.5, 2.5), (2.0, 3.0), (2.3, 2.3)]:
-        outputs = [run_backend(backend, image, scale, cfg) for cfg, backend in backends.values()]
+        outputs = [run_backend(backend, image, scale) for cfg, backend in backends.values()]
         assert outputs[0].shape == outputs[1].shape
         assert np.abs(outputs[0] - outputs[1]).max() <= 1e-5
 
@@ -245,8 +245,8 @@ def test_two_threads_exporting_at_once_are_serialised(tmp_path, model, monkeypat
     assert events[0][1] == events[1][1] and events[2][1] == events[3][1]
     image = np.random.default_rng(5).random((1, 3, 11, 13), dtype=np.float32)
     for cfg, path in results.values():
-        out = run_backend(build_backend(cfg.backend_config, path), image, (2.5, 2.5), cfg)
-        expected = run_torch(model, torch.from_numpy(image), (2.5, 2.5), cfg)
+        out = run_backend(build_backend(cfg.backend_config, path), image, (2.5, 2.5))
+        expected = run_torch(model, image, (2.5, 2.5), cfg)
         assert out.shape == expected.shape and np.abs(out - expected).max() <= 1e-4
     assert F.interpolate is torch.nn.functional.__dict__['interpolate']
 

@@ -9,7 +9,7 @@ SCRIPT = textwrap.dedent('''
     from pathlib import Path
     from mmdeploy_srcnn.apis import export
     from mmdeploy_srcnn.models import SRCNN
-    from mmdeploy_srcnn.utils.config import load_deploy_config
+    from mmdeploy_srcnn.apis.config import load_deploy_config
 
     work_dir, marker = Path(sys.argv[1]), Path(sys.argv[2])
 

@@ -4,12 +4,18 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.tools import load_tool
 
-from mmdeploy_srcnn.apis.verify import compare_backends, format_comparison, verify_backend
+from mmdeploy_srcnn.apis.config import load_deploy_config
+from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, run_cases, verification_cases,
+                                        verification_rows)
 from mmdeploy_srcnn.backends import BaseBackend
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.config import load_deploy_config
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.scale import format_scale
+
+format_comparison = load_tool('deploy').format_comparison
+CONVENTION = ModelConvention()
 
 
 class ResizeOnly(torch.nn.Module):
@@ -26,7 +32,6 @@ class FakeBackend(BaseBackend):
 
     input_names = property(lambda self: ['input', 'factor'])
     output_names = property(lambda self: ['output'])
-    metadata = property(lambda self: {})
 
     def run(self, inputs):
         self._check_inputs(inputs)
@@ -58,17 +63,43 @@ def model_file(tmp_path):
     return path
 
 
+def verify(cfg, backend):
+    """Rows of PyTorch against one fake backend."""
+    results = run_cases(ResizeOnly(), {'fake': backend}, cfg, CONVENTION)
+    return verification_rows(results, 'fake', cfg.verify.atol)
+
+
+def compare(cfg, backends):
+    results = run_cases(ResizeOnly(), backends, cfg, CONVENTION)
+    return BackendComparison.from_results(results, [PYTORCH, *backends], cfg.verify.atol,
+                                          cfg.verify.cross_backend_atol)
+
+
+def test_cases_follow_the_matrix_and_are_seeded(cfg):
+    cases = list(verification_cases(cfg.verify))
+    assert [(c.batch, c.in_size, c.scale) for c in cases] == [
+        (1, (50, 30), (2.0, 2.0)), (1, (50, 30), (np.float32(2.3).item(),) * 2)]
+    again = list(verification_cases(cfg.verify))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(cases, again))
+    assert all(0 <= c.image.min() and c.image.max() <= 1 for c in cases)
+
+
 def test_verify_passes_equal_and_fails_perturbed(cfg, model_file):
-    good = verify_backend(ResizeOnly(), FakeBackend(model_file, _torch_resize), cfg)
+    good = verify(cfg, FakeBackend(model_file, _torch_resize))
     assert [row.passed for row in good] == [True, True]
-    bad = verify_backend(ResizeOnly(), FakeBackend(model_file, lambda i, f: _torch_resize(
-        i, f) + 2e-4), cfg)
+    bad = verify(cfg, FakeBackend(model_file, lambda i, f: _torch_resize(i, f) + 2e-4))
     assert [row.passed for row in bad] == [False, False]
     assert all(row.max_abs_diff == pytest.approx(2e-4, rel=1e-3) for row in bad)
 
 
+def test_nan_output_fails(cfg, model_file):
+    rows = verify(cfg, FakeBackend(model_file, lambda i, f: _torch_resize(i, f) * np.nan))
+    assert [row.passed for row in rows] == [False, False]
+    assert all(row.max_abs_diff == float('inf') for row in rows)
+
+
 def test_verify_reports_shape_mismatch(cfg, model_file):
-    rows = verify_backend(ResizeOnly(), FakeBackend(model_file, _float64_size_resize), cfg)
+    rows = verify(cfg, FakeBackend(model_file, _float64_size_resize))
     by_scale = {format_scale(row.scale): row for row in rows}
     assert by_scale['2'].passed
     mismatch = by_scale['2.3']
@@ -80,7 +111,7 @@ def test_comparison_tells_size_rule_from_real_mismatch(cfg, model_file):
     backends = {'float32': FakeBackend(model_file, _torch_resize),
                 'float64': FakeBackend(model_file, _float64_size_resize),
                 'cropped': FakeBackend(model_file, lambda i, f: _torch_resize(i, f)[..., :-2])}
-    result = compare_backends(ResizeOnly(), backends, cfg)
+    result = compare(cfg, backends)
     assert result.size_rule_cases[('pytorch', 'float64')] == 1
     assert result.pair_passed('pytorch', 'float64')  # x2 agrees, x2.3 is the spec ambiguity
     assert result.pair_passed('pytorch', 'float32')
@@ -93,7 +124,7 @@ def test_comparison_tells_size_rule_from_real_mismatch(cfg, model_file):
 def test_comparison_fails_values_beyond_cross_backend_tolerance(cfg, model_file):
     backends = {'a': FakeBackend(model_file, _torch_resize),
                 'b': FakeBackend(model_file, lambda i, f: _torch_resize(i, f) + 5e-5)}
-    result = compare_backends(ResizeOnly(), backends, cfg)
+    result = compare(cfg, backends)
     assert result.pair_passed('pytorch', 'b')  # within 1e-4 of PyTorch
     assert not result.pair_passed('a', 'b')  # but not within 1e-5 of the other backend
     assert result.max_diff[('a', 'b')] == pytest.approx(5e-5, rel=1e-2)

@@ -74,7 +74,7 @@ def build_dynamic_srcnn_onnx(path: Path, convention: Optional[ModelConvention] =
         inputs=[helper.make_tensor_value_info(convention.image_input, TensorProto.FLOAT,
                                               ['batch', 3, 'height', 'width']),
                 helper.make_tensor_value_info(convention.factor_input, TensorProto.FLOAT,
-                                              list(convention.factor_shape()))],
+                                              [2 if convention.factor_format == 'hw' else 4])],
         outputs=[helper.make_tensor_value_info(convention.output, TensorProto.FLOAT,
                                                ['batch', 3, 'out_height', 'out_width'])],
         initializer=initializers)
@@ -94,9 +94,9 @@ def srcnn_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     import torch
 
-    from mmdeploy_srcnn.apis import torch2onnx
+    from mmdeploy_srcnn.apis.config import load_deploy_config
+    from mmdeploy_srcnn.apis.export import torch2onnx
     from mmdeploy_srcnn.models import SRCNN
-    from mmdeploy_srcnn.utils.config import load_deploy_config
 
     torch.manual_seed(0)
     model = SRCNN(residual=False)

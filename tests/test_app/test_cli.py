@@ -39,9 +39,40 @@ def run(capsys, *args) -> tuple:
 def test_single_image_at_fractional_and_anisotropic_scales(capsys, srcnn_onnx, images, tmp_path):
     for scale, shape in [('2.5', (100, 125, 3)), ('2x3', (80, 150, 3))]:
         output = tmp_path / f'out_{scale}.png'
-        assert run(capsys, srcnn_onnx, images / 'photo.png', '-o', output, '--scale', scale) \
-            == (0, '', [])
+        code, out, err = run(capsys, srcnn_onnx, images / 'photo.png', '-o', output,
+                             '--scale', scale)
+        assert (code, err) == (0, [])
         assert read_image(output).shape == shape
+        assert out.count('\n') == 1  # one success line
+        assert out.startswith(f'upscaled {images / "photo.png"} (50x40) x{scale} -> {output} '
+                              f'({shape[1]}x{shape[0]}) in ')
+
+
+def test_quiet_prints_nothing_on_success(capsys, srcnn_onnx, images, tmp_path):
+    assert run(capsys, srcnn_onnx, images / 'photo.png', '-o', tmp_path / 'q.png', '--scale',
+               2, '--quiet') == (0, '', [])
+    assert run(capsys, srcnn_onnx, images, '--out-dir', tmp_path / 'qq', '--scale', 2,
+               '-q') == (0, '', [])
+
+
+def test_progress_over_the_tiles_of_one_large_image(capsys, srcnn_onnx, tmp_path, monkeypatch):
+    large = tmp_path / 'large.png'
+    write_image(large, np.random.default_rng(0).integers(0, 255, (64, 80, 3), np.uint8))
+    args = (srcnn_onnx, large, '-o', tmp_path / 'large_x2.png', '--scale', 2, '--tile', 16,
+            '--overwrite')
+    code, out, err = run(capsys, *args)
+    assert (code, err) == (0, [])  # not a terminal: no progress bar in logs
+    monkeypatch.setattr(sys.stderr, 'isatty', lambda: True, raising=False)
+    code, out, err = run(capsys, *args)
+    assert code == 0 and '20/20' in ' '.join(err)  # 4 x 5 tiles of 16 px, on stderr
+    assert out.startswith('upscaled ')
+
+
+def test_missing_input_folder_is_named(capsys, srcnn_onnx, tmp_path):
+    code, out, err = run(capsys, srcnn_onnx, tmp_path / 'photos', '--out-dir', tmp_path / 'up',
+                         '--scale', 2)
+    assert code == 2 and out == ''
+    assert err == [f'srcnn-upscale: error: {tmp_path / "photos"}: no such file or folder']
 
 
 def test_layouts_and_bit_depths_survive(capsys, srcnn_onnx, images, tmp_path):
@@ -74,8 +105,8 @@ def test_batch_reports_a_bad_file_and_processes_the_rest(capsys, srcnn_onnx, ima
                          tmp_path / 'up', '--scale', 2.5)
     assert code == 2
     assert err == [
-        f'srcnn-upscale: error: {images / "broken.png"}: not an image (unknown file format)',
-        f'srcnn-upscale: error: {images / "missing.jpg"}: no such file']
+        f'srcnn-upscale: error: {images / "missing.jpg"}: no such file or folder',
+        f'srcnn-upscale: error: {images / "broken.png"}: not an image (unknown file format)']
     assert '4 of 6 images upscaled at x2.5, 2 failed' in out
     assert sorted(path.name for path in (tmp_path / 'up').iterdir()) == \
         ['alpha.png', 'deep.tif', 'gray.png', 'photo.png']
@@ -92,7 +123,7 @@ def _make(tmp_path: Path, name: str, content: bytes) -> Path:
 def test_user_errors_are_one_line_with_exit_code_2(capsys, srcnn_onnx, images, tmp_path, case):
     photo, output = images / 'photo.png', tmp_path / 'out' / 'result.png'
     source, target, options, problem = {
-        'missing': (tmp_path / 'nope.png', output, [], '{source}: no such file'),
+        'missing': (tmp_path / 'nope.png', output, [], '{source}: no such file or folder'),
         'empty': (_make(tmp_path, 'empty.png', b''), output, [],
                   '{source}: empty file (0 bytes)'),
         'not an image': (_make(tmp_path, 'text.jpg', b'hello'), output, [],
@@ -213,4 +244,4 @@ def test_folder_edge_cases(capsys, srcnn_onnx, images, tmp_path):
                          '--out-dir', tmp_path / 'up', '--scale', 2)
     assert code == 2 and err == [f'srcnn-upscale: error: {tmp_path / "up" / "photo.png"}: output '
                                  f'path is also the output for {images / "photo.png"}']
-    assert '1 of 2 images upscaled at x2, 1 failed' in out
+    assert '1 of 2 images upscaled at x2, 1 failed in ' in out

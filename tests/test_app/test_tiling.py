@@ -76,6 +76,7 @@ def test_tiled_equals_untiled_on_a_photo_crop(srcnn_onnx, scale):
     assert np.abs(tiled - untiled).max() < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scale', [3, 2.5])
 def test_tiled_equals_untiled_on_a_1000x800_photo(srcnn_onnx, scale):
     photo = data.hubble_deep_field()[:800, :1000]

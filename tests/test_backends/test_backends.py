@@ -8,12 +8,14 @@ import pytest
 from onnx import TensorProto, helper
 from support.models import scale_aware_srcnn
 
-from mmdeploy_srcnn.apis import torch2onnx
-from mmdeploy_srcnn.backends import BackendError, build_backend
+from mmdeploy_srcnn.apis.config import load_deploy_config
+from mmdeploy_srcnn.apis.export import torch2onnx
+from mmdeploy_srcnn.backends import BackendError, backend_class, backend_names, build_backend
 from mmdeploy_srcnn.registry import BACKENDS
-from mmdeploy_srcnn.utils.config import load_deploy_config
 
 ENGINES = ['onnxruntime', 'openvino', 'reference']
+ENGINE_PARAMS = [pytest.param(name, marks=pytest.mark.openvino) if name == 'openvino' else name
+                 for name in ENGINES]
 
 
 @pytest.fixture(scope='module', params=['torchscript', 'dynamo'])
@@ -30,9 +32,24 @@ def _inputs(shape, scale):
 
 
 def test_registry_lists_all_engines():
-    assert sorted(BACKENDS.module_dict) == sorted(ENGINES)
+    assert backend_names() == sorted(ENGINES)
+    for name in ENGINES:
+        assert backend_class(name) is BACKENDS.module_dict[name]
 
 
+def test_engines_are_imported_only_when_asked_for():
+    code = ('import sys\n'
+            'from mmdeploy_srcnn.backends import build_backend, validate_backend_config\n'
+            "validate_backend_config({'type': 'openvino', 'precision': 'f32'})\n"
+            "validate_backend_config({'type': 'reference'})\n"
+            "loaded = sorted(m for m in ('onnx', 'openvino', 'torch') if m in sys.modules)\n"
+            "assert not loaded, loaded\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.openvino
 @pytest.mark.parametrize('scale', [(2.0, 2.0), (2.5, 2.5), (2.0, 3.0)])
 def test_engines_agree(onnx_path, scale):
     inputs = _inputs((1, 3, 12, 9), scale)
@@ -45,7 +62,7 @@ def test_engines_agree(onnx_path, scale):
     assert np.abs(outputs['reference'] - outputs['onnxruntime']).max() <= 1e-5
 
 
-@pytest.mark.parametrize('name', ENGINES)
+@pytest.mark.parametrize('name', ENGINE_PARAMS)
 def test_interface(onnx_path, name):
     backend = build_backend(dict(type=name), onnx_path)
     assert backend.input_names == ['input', 'factor']
@@ -66,19 +83,23 @@ def test_unknown_type_lists_the_known_ones(onnx_path):
 
 
 @pytest.mark.parametrize('config, message', [
-    (dict(type='onnxruntime', optimization_level='max'), 'unknown ONNX Runtime '
-                                                         "optimization_level 'max'"),
-    (dict(type='onnxruntime', threads=0), 'threads must be >= 1'),
-    (dict(type='openvino', performance_hint='FAST'), "performance_hint 'FAST'"),
-    (dict(type='openvino', precision='f64'), "unknown OpenVINO precision 'f64'"),
-    (dict(type='openvino', threads=-1), 'threads must be >= 1'),
+    (dict(type='onnxruntime', optimization_level='max'),
+     "backend_config.optimization_level: must be one of disable, basic, extended, all, "
+     "got 'max'"),
+    (dict(type='onnxruntime', threads=0), 'threads: must be None or an int >= 1, got 0'),
+    (dict(type='onnxruntime', threads=True), 'threads: must be None or an int >= 1'),
+    (dict(type='onnxruntime', thread=2), "unknown option .*did you mean 'threads'"),
+    (dict(type='openvino', performance_hint='FAST'), "performance_hint: .*got 'FAST'"),
+    (dict(type='openvino', precision='f64'), "precision: must be one of f32, bf16, f16"),
+    (dict(type='openvino', threads=-1), 'threads: must be None or an int >= 1'),
+    (dict(type='reference', max_input_pixels=0), 'max_input_pixels: must be an int >= 1'),
 ])
 def test_bad_options(onnx_path, config, message):
     with pytest.raises(BackendError, match=message):
         build_backend(config, onnx_path)
 
 
-@pytest.mark.parametrize('name', ENGINES)
+@pytest.mark.parametrize('name', ENGINE_PARAMS)
 def test_missing_and_corrupt_files(tmp_path, name):
     with pytest.raises(BackendError, match='ONNX model file not found'):
         build_backend(dict(type=name), tmp_path / 'missing.onnx')
@@ -102,6 +123,7 @@ def test_reference_refuses_large_inputs(onnx_path):
         backend.run(large)
 
 
+@pytest.mark.openvino
 def test_openvino_default_precision_is_f32(onnx_path):
     # OpenVINO picks bf16 on CPUs that have it: outputs would move by ~5e-3.
     inputs = _inputs((1, 3, 16, 16), (3, 3))
@@ -110,7 +132,7 @@ def test_openvino_default_precision_is_f32(onnx_path):
     assert np.abs(default - reference).max() <= 1e-5
 
 
-@pytest.mark.parametrize('name', ENGINES)
+@pytest.mark.parametrize('name', ENGINE_PARAMS)
 def test_inputs_keep_their_onnx_names_when_fused(tmp_path, name):
     # OpenVINO fuses a no-op Cast into the input and gives the port the Cast's output name too;
     # its get_any_name() then returns '/Cast_output_0' (it sorts before 'factor').
@@ -143,7 +165,7 @@ def test_backends_do_not_import_torch(onnx_path):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize('name', ['onnxruntime', 'openvino'])
+@pytest.mark.parametrize('name', ENGINE_PARAMS[:2])
 def test_run_failures_become_backend_errors(onnx_path, name):
     backend = build_backend(dict(type=name), onnx_path)
     with pytest.raises(BackendError, match='failed to run the model'):

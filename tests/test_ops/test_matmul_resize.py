@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mmdeploy_srcnn.apis import torch2onnx
+from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.backends import build_backend
 from mmdeploy_srcnn.ops import dynamic_resize, interpolation
 from mmdeploy_srcnn.ops.matmul_resize import matmul_resize
-from mmdeploy_srcnn.utils.config import load_deploy_config
+from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),

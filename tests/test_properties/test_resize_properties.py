@@ -2,8 +2,8 @@
 
 One model per (exporter, mode, align_corners) is exported once and reused across cases; each
 case draws a batch of 1-3, a height and width of 1-150 and per-axis scales of 1.0-4.0. The
-output shape must equal the reference exactly and the values agree within ATOL. The number of
-cases run is printed at the end of the session (pytest -s or the terminal summary).
+output shape must equal the reference exactly and the values agree within ATOL. The last test
+checks that enough cases ran (hypothesis could otherwise skip cases silently).
 """
 import numpy as np
 import pytest
@@ -11,12 +11,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmdeploy_srcnn.apis import torch2onnx
+from mmdeploy_srcnn.apis.config import load_deploy_config
+from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.backends import build_backend
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.config import load_deploy_config
 
-ATOL = 5e-5  # [0, 1] inputs; PyTorch and ORT bicubic differ by up to 3e-5 (FACTS.md)
+# [0, 1] inputs; ATen's bicubic and ORT's Resize differ by up to 3e-5 at 256^2 -> 768^2
+# (measured here with both on random images).
+ATOL = 5e-5
 CASES_PER_MODEL = 25
 MODES = [('nearest', False), ('bilinear', False), ('bilinear', True), ('bicubic', False),
          ('bicubic', True)]
@@ -47,7 +49,6 @@ def exported(request, tmp_path_factory):
     return mode, align_corners, build_backend(dict(type='onnxruntime'), path)
 
 
-
 scales = st.one_of(st.sampled_from([1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 2.3, 3.3, 1.1]),
                    st.floats(1.0, 4.0, allow_nan=False, width=32))
 
@@ -68,8 +69,6 @@ def test_backend_matches_pytorch(exported, batch, height, width, scale_h, scale_
     assert np.abs(actual - expected).max() <= ATOL
 
 
-def test_enough_cases_ran(capsys):
+def test_enough_cases_ran():
     """Runs last in this module (pytest keeps file order): at least 200 property cases."""
-    with capsys.disabled():
-        print(f'\nresize property cases run: {len(CASES_RUN)}')
-    assert len(CASES_RUN) >= 200
+    assert len(CASES_RUN) >= 200, f'only {len(CASES_RUN)} resize property cases ran'

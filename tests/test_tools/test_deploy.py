@@ -15,6 +15,7 @@ SMALL_MATRIX = ['verify.sizes=[(12,10)]', 'verify.batch_sizes=[1,2]']
 deploy = load_tool('deploy')
 
 
+@pytest.mark.slow
 def test_main_job_in_a_subprocess(tmp_path):
     result = subprocess.run(
         [sys.executable, 'tools/deploy.py', 'configs/srcnn_dynamic.py', '--work-dir',
@@ -59,9 +60,9 @@ def test_mismatch_exits_1(tmp_path, capsys):
     (['configs/nope.py'], 'configs/nope.py: config file not found'),
     (['configs/srcnn_dynamic.py', '--cfg-options', 'onnx_config.opset_version=9'],
      'onnx_config.opset_version'),
-    (['configs/srcnn_dynamic.py', '--img', 'missing.png'], 'demo image missing.png not found'),
+    (['configs/srcnn_dynamic.py', '--img', 'missing.png'], 'missing.png: no such file'),
     (['configs/srcnn_dynamic.py', '--checkpoint', 'missing.pth'],
-     'checkpoint missing.pth not found'),
+     'missing.pth: checkpoint file not found'),
 ])
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert deploy.main([*args, '--work-dir', str(tmp_path)]) == 2
@@ -88,6 +89,7 @@ def test_help_explains_the_outputs():
         assert word in result.stdout
 
 
+@pytest.mark.openvino
 def test_openvino_config_compares_every_engine(tmp_path, capsys):
     code = deploy.main(['configs/srcnn_dynamic_openvino.py', '--work-dir', str(tmp_path),
                         '--cfg-options', 'verify.sizes=[(12,10)]', 'verify.batch_sizes=[1]'])
@@ -105,6 +107,7 @@ def test_openvino_config_compares_every_engine(tmp_path, capsys):
         assert pair['max_abs_diff'] <= limit, pair
 
 
+@pytest.mark.openvino
 def test_compare_backends_flag_selects_engines(tmp_path, capsys):
     code = deploy.main(['configs/srcnn_dynamic.py', '--work-dir', str(tmp_path),
                         '--compare-backends', 'openvino', '--cfg-options',

@@ -59,7 +59,22 @@ CONFIGS = {
                         "unknown backend type 'tensorrt' (known backends: onnxruntime, "
                         'openvino, reference)'),
     'misspelt backend option': ("_base_ = ['{base}']\nbackend_config = dict(thread=2)\n",
-                                "unexpected keyword argument 'thread'"),
+                                "backend_config.thread: unknown option of the "
+                                "ONNXRuntimeBackend backend"),
+    'misspelt key': ("_base_ = ['{base}']\nverify = dict(atoll=1e-9)\n",
+                     "verify.atoll: unknown key"),
+    'bad model setting': ("_base_ = ['{base}']\nmodel = dict(channels='abc')\n",
+                          'model: cannot build SRCNN with'),
+    'unknown model setting': ("_base_ = ['{base}']\nmodel = dict(depth=3)\n",
+                              "unexpected keyword argument 'depth'"),
+    'config raises': ("raise RuntimeError('no')\n", 'cannot load config: RuntimeError: no'),
+    'save_file not onnx': ("_base_ = ['{base}']\nonnx_config = dict(save_file='images')\n",
+                           'onnx_config.save_file: must end with .onnx'),
+    'no checkpoint': ("_base_ = ['{base}']\ncheckpoint = None\n",
+                      'no checkpoint configured: give one with --checkpoint, or pass '
+                      '--random-weights'),
+    'missing checkpoint': ("_base_ = ['{base}']\ncheckpoint = 'nowhere.pth'\n",
+                           'nowhere.pth: checkpoint file not found'),
     'opset too low': ("_base_ = ['{base}']\nonnx_config = dict(opset_version=10)\n",
                       'onnx_config.opset_version'),
     'opset too high': ("_base_ = ['{base}']\nonnx_config = dict(opset_version=99)\n",
@@ -68,7 +83,7 @@ CONFIGS = {
                           'onnx_config.save_file: must be a file name inside the work dir'),
     'syntax error': ("onnx_config = dict(\n", 'cannot load config'),
     'unknown model': ("_base_ = ['{base}']\nmodel = dict(type='EDSR')\n",
-                      "model.type: unknown model 'EDSR' (registered: SRCNN)"),
+                      "model: unknown model type 'EDSR' (registered: SRCNN)"),
 }
 CHECKPOINTS = {
     'wrong keys': (_wrong_keys, 'unexpected keys: conv9.weight'),
@@ -88,7 +103,7 @@ def test_broken_configs(tmp_path, capsys, name):
     body, message = CONFIGS[name]
     code, err = _run(_config(tmp_path, body), capsys)
     assert code == 2, err
-    assert message in err and err.startswith('error: ') and err.count('\n') == 1
+    assert message in err and err.startswith('deploy.py: error: ') and err.count('\n') == 1
     assert 'Traceback' not in err and not (tmp_path / 'out').exists()
 
 
@@ -109,3 +124,47 @@ def test_broken_demo_images(tmp_path, capsys, content):
     code, err = _run(['--work-dir', str(tmp_path / 'out'), BASE, '--img', str(image)], capsys)
     assert code == 2 and 'demo.png' in err and 'Traceback' not in err
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--cfg-options', 'garbage'], "'garbage' is not KEY=VALUE"),
+    (['--cfg-options', 'onnx_config.opset_verison=13'],
+     "did you mean 'onnx_config.opset_version'?"),
+    (['--cfg-options', 'verify.atoll=1e-9'], "did you mean 'verify.atol'?"),
+    (['--cfg-options', 'model.channels=abc'], 'model: cannot build SRCNN'),
+    (['--compare-backends', 'bogus'], "--compare-backends: unknown backend 'bogus'"),
+])
+def test_bad_arguments_are_refused_before_writing(tmp_path, capsys, args, message):
+    code = deploy.main([BASE, '--work-dir', str(tmp_path / 'out'), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_work_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
+    a_file = tmp_path / 'file'
+    a_file.write_text('x')
+    assert deploy.main([BASE, '--work-dir', str(a_file)] + SMALL) == 2
+    assert 'exists and is not a directory' in capsys.readouterr().err
+    assert a_file.read_text() == 'x'
+    assert deploy.main([BASE, '--work-dir', '/proc/mmdeploy_srcnn_out'] + SMALL) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('deploy.py: error: ') and err.count('\n') == 1
+
+
+def test_symlink_inside_the_work_dir_cannot_lead_outside(tmp_path, capsys):
+    work_dir, outside = tmp_path / 'out', tmp_path / 'elsewhere'
+    work_dir.mkdir()
+    outside.mkdir()
+    (work_dir / 'end2end.onnx').symlink_to(outside / 'stolen.onnx')
+    (work_dir / 'images').symlink_to(outside)
+    assert deploy.main([BASE, '--work-dir', str(work_dir)] + SMALL) == 2
+    assert 'outside the work dir' in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
+
+
+def test_random_weights_only_when_asked_and_the_report_says_so(tmp_path, capsys):
+    import json
+    assert deploy.main([BASE, '--work-dir', str(tmp_path), '--random-weights'] + SMALL) == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['checkpoint'] is None and report['weights'].startswith('random')

@@ -22,6 +22,7 @@ def config_run(tmp_path_factory):
     return code, work_dir, json.loads(out.read_text())
 
 
+@pytest.mark.openvino
 def test_json_has_every_engine_and_field(config_run):
     code, _, report = config_run
     assert code == 0
@@ -37,6 +38,7 @@ def test_json_has_every_engine_and_field(config_run):
     assert 'getrusage' in report['memory_method']
 
 
+@pytest.mark.openvino
 def test_onnxruntime_node_split_sums_to_100_percent(config_run):
     _, work_dir, report = config_run
     split = next(e for e in report['engines'] if e['engine'] == 'onnxruntime')['node_split']
@@ -48,6 +50,7 @@ def test_onnxruntime_node_split_sums_to_100_percent(config_run):
     assert list((work_dir / 'profile').glob('ort_profile*.json'))  # kept inside --work-dir
 
 
+@pytest.mark.openvino
 def test_table_names_every_engine_and_the_resize_share(config_run, capsys):
     _, work_dir, _ = config_run
     code = profiler.main([str(work_dir / 'end2end.onnx'), *TINY, '--backend', 'onnxruntime'])
@@ -59,7 +62,7 @@ def test_table_names_every_engine_and_the_resize_share(config_run, capsys):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['missing.onnx'], 'missing.onnx not found'),
+    (['missing.onnx'], 'profiler.py: error: missing.onnx: no such file'),
     (['configs/srcnn_dynamic.py', '--backend', 'nope'], "unknown backend type 'nope'"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, args, message):

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mmdeploy_srcnn.models import SRCNN, load_checkpoint
@@ -11,6 +12,7 @@ from mmdeploy_srcnn.models import SRCNN, load_checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_tiny_training_run_writes_checkpoint(tmp_path):
     options = ['train.iterations=6', 'train.batch_size=2', 'train.warmup=2',
                'train.log_interval=3', 'data.scales=[2.0,2.5]', 'data.patch_size=48',

@@ -1,14 +1,16 @@
 """Deploy config loading: _base_ inheritance, custom_imports, and errors that name the key."""
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cfg_options
 from mmdeploy_srcnn.core import FUNCTION_REWRITER
-from mmdeploy_srcnn.utils.config import ConfigError, load_deploy_config
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 CONFIG = 'configs/srcnn_dynamic.py'
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_main_config_inherits_its_bases():
@@ -33,7 +35,13 @@ def test_main_config_inherits_its_bases():
     ({'onnx_config.save_file': '../escape.onnx'}, r'onnx_config.save_file: must be a file '
                                                   r'name inside the work dir'),
     ({'onnx_config.save_file': '/tmp/abs.onnx'}, r'onnx_config.save_file'),
-    ({'onnx_config.input_names': ['input']}, r'onnx_config.input_names: must be two names'),
+    ({'onnx_config.input_names': ['input']}, r'onnx_config.input_names: must be two different'),
+    ({'onnx_config.input_names': ['x', 'x']}, r'onnx_config.input_names: must be two different'),
+    ({'onnx_config.save_file': 'model.bin'}, r'onnx_config.save_file: must end with .onnx'),
+    ({'onnx_config.matmul_resize': 1}, r'onnx_config.matmul_resize: must be bool'),
+    ({'backend_config.threads': 0}, r'backend_config.threads: must be None or an int >= 1'),
+    ({'backend_config.type': 'tensorrt'}, r"unknown backend type 'tensorrt'"),
+    ({'verify.compare_backends': ['bogus']}, r"verify.compare_backends: unknown backend type"),
     ({'onnx_config.factor_format': 'chw'}, r'onnx_config.factor_format: must be one of hw, '
                                            r'nchw'),
     ({'onnx_config.dynamic_axes.image': {0: 'batch'}}, r"'image' is not an input or output"),
@@ -49,6 +57,57 @@ def test_main_config_inherits_its_bases():
 def test_wrong_values_name_the_key(options, message):
     with pytest.raises(ConfigError, match=message):
         load_deploy_config(CONFIG, options)
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'onnx_config.opset_verison': 13},
+     r"onnx_config.opset_verison: unknown key \(known: .*\); did you mean "
+     r"'onnx_config.opset_version'\?"),
+    ({'verify.atoll': 1e-9}, r"verify.atoll: unknown key .*did you mean 'verify.atol'\?"),
+    ({'backend_config.thread': 2}, r"backend_config.thread: unknown option of the "
+                                   r"ONNXRuntimeBackend backend .*did you mean 'threads'\?"),
+    ({'chekpoint': 'x.pth'}, r"chekpoint: unknown key .*did you mean 'checkpoint'\?"),
+    ({'onnx_config.type': 'onnx'}, r'onnx_config.type: unknown key'),
+])
+def test_unknown_keys_are_errors_with_the_closest_known_one(options, message):
+    with pytest.raises(ConfigError, match=message):
+        load_deploy_config(CONFIG, options)
+
+
+def test_private_helper_variables_are_allowed(tmp_path):
+    config = tmp_path / 'helpers.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = [{str(Path(CONFIG).resolve())!r}]
+        _scales = [2, 3]
+        verify = dict(scales=_scales)
+    '''))
+    assert load_deploy_config(config).verify.scales == [2, 3]
+
+
+def test_paths_in_the_shipped_config_work_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_deploy_config(ROOT / CONFIG)
+    assert Path(cfg.checkpoint).is_file() and Path(cfg.demo_image).is_file()
+
+
+@pytest.mark.parametrize('items, message', [
+    (['garbage'], "'garbage' is not KEY=VALUE"),
+    (['=3'], "'=3' is not KEY=VALUE"),
+    (['verify..atol=1'], 'is not KEY=VALUE'),
+    (['verify.sizes=[(8,8]'], 'Imbalanced brackets'),
+])
+def test_bad_cfg_options_are_one_line_errors(items, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_cfg_options(items)
+    assert parse_cfg_options(['verify.sizes=[(8,8)]', 'verify.atol=1e-5']) == {
+        'verify.sizes': [(8, 8)], 'verify.atol': 1e-5}
+
+
+def test_config_that_raises_is_a_config_error(tmp_path):
+    config = tmp_path / 'raising.py'
+    config.write_text('raise RuntimeError("boom")\n')
+    with pytest.raises(ConfigError, match='raising.py: cannot load config: RuntimeError: boom'):
+        load_deploy_config(config)
 
 
 def test_missing_key_is_named(tmp_path):
@@ -92,6 +151,22 @@ def test_custom_imports_register_user_rewriters(tmp_path, monkeypatch):
     finally:
         FUNCTION_REWRITER.unregister_rewriter('torch.Tensor.repeat', backend='my_backend')
         sys.modules.pop('my_rewriters', None)
+
+
+def test_custom_imports_come_from_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / 'cwd_rewriters.py').write_text('LOADED = True\n')
+    config = tmp_path / 'cwd_imports.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = [{str(Path(CONFIG).resolve())!r}]
+        custom_imports = dict(imports=['cwd_rewriters'])
+    '''))
+    monkeypatch.chdir(tmp_path)
+    try:
+        load_deploy_config(config)
+        assert sys.modules['cwd_rewriters'].LOADED
+        assert str(tmp_path) not in sys.path  # only while loading
+    finally:
+        sys.modules.pop('cwd_rewriters', None)
 
 
 def test_custom_imports_of_a_missing_module_fail_loudly(tmp_path):

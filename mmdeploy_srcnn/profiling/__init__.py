@@ -1,0 +1,1 @@
+"""Measuring tools, torch-free: timing, memory, FLOP counts, ONNX Runtime's node split."""
