@@ -86,13 +86,17 @@ def _os_error(name: str, err: OSError) -> ImageError:
     return ImageError(f'{name}: cannot read the file ({printable(err.strerror or str(err))})')
 
 
+def _size(size: int) -> str:
+    return f'{size / 2**20:.1f} MiB' if size >= 2**20 else f'{size} bytes'
+
+
 def _check_file(name: str, status: os.stat_result, max_bytes: int) -> None:
     kind = _describe(status)
     if kind is not None:
         raise ImageError(f'{name}: is {kind}, not an image file')
     if status.st_size > max_bytes:
-        raise ImageError(f'{name}: file of {status.st_size / 2**20:.1f} MiB is over the '
-                         f'{max_bytes / 2**20:g} MiB limit (not read)')
+        raise ImageError(f'{name}: file of {_size(status.st_size)} is over the limit of '
+                         f'{_size(max_bytes)} (not read)')
 
 
 @contextlib.contextmanager
@@ -208,8 +212,8 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             data = file.read(max_bytes + 1)
         except OSError as err:
             raise _os_error(name, err) from None
-    if len(data) > max_bytes:  # it grew after it was checked
-        raise ImageError(f'{name}: file is over the {max_bytes / 2**20:g} MiB limit (not read)')
+    if len(data) > max_bytes:  # it grew after the check, or its size is not known (/proc)
+        raise ImageError(f'{name}: file holds more than the limit of {_size(max_bytes)}')
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if info.format == 'JPEG' \
         else cv2.IMREAD_UNCHANGED  # JPEG: no alpha to keep, and EXIF orientation is applied
     image, printed = _decode_quietly(data, flags)
@@ -236,7 +240,7 @@ def _to_rgb_layout(image: np.ndarray, declared_channels: int) -> np.ndarray:
     if declared_channels == 2 and image.shape[2] == 4:
         return np.ascontiguousarray(image[..., [0, 3]])
     code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(image, code)
+    return cv2.cvtColor(image, code, dst=image)  # in place: no second copy of a large image
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

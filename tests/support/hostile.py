@@ -86,10 +86,10 @@ def jpeg_cut_with_end_marker(path: Path) -> Path:
 
 
 def png_bad_crc(path: Path) -> Path:
-    """A PNG with one flipped bit in its image data: the IDAT CRC no longer matches."""
+    """A PNG whose image data is intact but whose IDAT CRC has one flipped bit."""
     encoded = bytearray(raw_png(photo(), 2))
-    idat_data = encoded.index(b'IDAT') + 4
-    encoded[idat_data + 100] ^= 0x10
+    idat_end = len(encoded) - 12  # the IEND chunk is the last 12 bytes
+    encoded[idat_end - 1] ^= 0x10
     path.write_bytes(bytes(encoded))
     return path
 
