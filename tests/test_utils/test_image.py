@@ -1,6 +1,6 @@
 """Reading images as hostile input: header probing, limits before decoding, truthful decoders.
 
-The hostile corpus runs in a child process so that its peak memory (``ru_maxrss``) and its
+The hostile corpus runs in a child process so that its peak memory (``VmHWM``) and its
 standard error can be measured; the child also runs under an address-space limit, so a
 regression that decodes a bomb fails at once instead of exhausting the machine.
 """
@@ -317,11 +317,14 @@ CHILD = '''
 import json, resource, sys
 from mmdeploy_srcnn.utils.image import ImageError, read_image
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status_kb(field):
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ':'))
 
-with open('/proc/self/status') as status:
-    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith('VmSize'))
+def peak_mb():  # VmHWM: this process's peak RSS (ru_maxrss would include the parent's)
+    return status_kb('VmHWM') / 1024
+
+vm = status_kb('VmSize') * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
 results = []
 baseline = peak_mb()
@@ -339,7 +342,7 @@ print(json.dumps(results))
 def test_hostile_corpus_is_refused_in_one_line_with_bounded_memory(tmp_path):
     paths = [make(tmp_path) for _, make, _, _ in CORPUS]
     # Last, a control: a 100-megapixel image that is decoded, so the memory bound is shown
-    # to be able to fail (ru_maxrss only grows, so it must come after the refusals).
+    # to be able to fail (the peak only grows, so it must come after the refusals).
     control = hostile.png_bomb(tmp_path / 'control.png', 10000, 10000)
     requests = [[os.fsdecode(path), options] for path, (_, _, options, _) in zip(paths, CORPUS)]
     child = subprocess.run([sys.executable, '-c', CHILD,
