@@ -8,6 +8,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -112,6 +113,50 @@ def gray_alpha_png(path: Path, dtype: type = np.uint8) -> np.ndarray:
     pixels = np.dstack([gray, alpha])
     path.write_bytes(raw_png(pixels, 4))
     return pixels
+
+
+def _tiff(entries: List[Tuple[int, int, Optional[int]]], payload: bytes, endian: str,
+          big: bool) -> bytes:
+    """A TIFF (BigTIFF if ``big``) with one image directory and ``payload`` after it.
+
+    ``entries`` are ``(tag, type, value)`` with one value each, in ascending tag order; a value
+    of None stands for the payload's offset.
+    """
+    order = b'II' if endian == '<' else b'MM'
+    if big:
+        header = order + struct.pack(endian + 'HHHQ', 43, 8, 0, 16)
+    else:
+        header = order + struct.pack(endian + 'HI', 42, 8)
+    count_format, entry_format, field_size = ('Q', 'HHQ', 8) if big else ('H', 'HHI', 4)
+    entry_size = struct.calcsize(endian + entry_format) + field_size
+    payload_offset = (len(header) + struct.calcsize(endian + count_format)
+                      + len(entries) * entry_size + field_size)
+    directory = struct.pack(endian + count_format, len(entries))
+    for tag, kind, value in entries:
+        field = struct.pack(endian + {3: 'H', 4: 'I', 16: 'Q'}[kind],
+                            payload_offset if value is None else value)
+        directory += struct.pack(endian + entry_format, tag, kind, 1)
+        directory += field.ljust(field_size, b'\0')
+    return header + directory + bytes(field_size) + payload
+
+
+def gray_tiff(pixels: np.ndarray, endian: str = '<', big: bool = False) -> bytes:
+    """An uncompressed 8-bit gray TIFF in either byte order, classic or BigTIFF."""
+    height, width = pixels.shape
+    entries = [(256, 3, width), (257, 3, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (273, 16 if big else 4, None), (277, 3, 1), (278, 3, height),
+               (279, 4, pixels.size)]
+    return _tiff(entries, pixels.astype(np.uint8).tobytes(), endian, big)
+
+
+def tiff_tile_bomb(path: Path, side: int = 16, tile: int = 4096) -> Path:
+    """A ``side`` x ``side`` gray TIFF stored as one ``tile`` x ``tile`` deflated tile: the
+    decoder allocates a whole tile, however small the image."""
+    data = zlib.compress(bytes(tile * tile))
+    entries = [(256, 3, side), (257, 3, side), (258, 3, 8), (259, 3, 8), (262, 3, 1),
+               (277, 3, 1), (322, 4, tile), (323, 4, tile), (324, 4, None), (325, 4, len(data))]
+    path.write_bytes(_tiff(entries, data, '<', False))
+    return path
 
 
 def fifo(path: Path) -> Path:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -80,6 +79,10 @@ VARIANTS = {
     'tiff-rgb-8': (lambda: _cv('.tif', RGB), (40, 48, 3, 'uint8')),
     'tiff-rgba-16': (lambda: _cv('.tif', np.dstack([RGB, RGB[..., :1]]).astype(np.uint16)),
                      (40, 48, 4, 'uint16')),
+    'tiff-big-endian': (lambda: hostile.gray_tiff(GRAY, '>'), (40, 48, 1, 'uint8')),
+    'tiff-bigtiff': (lambda: hostile.gray_tiff(GRAY, '<', big=True), (40, 48, 1, 'uint8')),
+    'tiff-bigtiff-big-endian': (lambda: hostile.gray_tiff(GRAY, '>', big=True),
+                                (40, 48, 1, 'uint8')),
     'tiff-palette': (lambda: _pil(Image.fromarray(RGB).convert('P'), 'TIFF'),
                      (40, 48, 3, 'uint8')),
     'tiff-ycbcr-jpeg': (lambda: _pil(Image.fromarray(RGB), 'TIFF', compression='jpeg'),
@@ -276,16 +279,7 @@ def test_pixel_limit_applies_to_the_header(tmp_path):
 
 
 def test_tiff_tiles_larger_than_the_image_are_refused(tmp_path):
-    # A 16x16 image stored as one 4096x4096 tile: the decoder would allocate the whole tile.
-    tile = zlib.compress(bytes(4096 * 4096))
-    entries = [(256, 3, 16), (257, 3, 16), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1),
-               (322, 4, 4096), (323, 4, 4096), (324, 4, 8 + 2 + 10 * 12 + 4), (325, 4, len(tile))]
-    directory = b''.join(np.array([(tag, kind, 1)], '<u2,<u2,<u4').tobytes()
-                         + (np.array([value, 0], '<u2') if kind == 3 else
-                            np.array([value], '<u4')).tobytes() for tag, kind, value in entries)
-    path = tmp_path / 'tiles.tif'
-    path.write_bytes(b'II*\x00\x08\x00\x00\x00' + len(entries).to_bytes(2, 'little') + directory
-                     + bytes(4) + tile)
+    path = hostile.tiff_tile_bomb(tmp_path / 'tiles.tif', side=16, tile=4096)
     with pytest.raises(ImageError, match='TIFF tiles of 4096x4096 pixels are larger than the '
                                          '16x16 image'):
         read_image(path)
