@@ -71,11 +71,12 @@ class ImageError(Exception):
     """An image file that cannot be read or written; the message names the file."""
 
 
-def _describe(kind: os.stat_result) -> Optional[str]:
+def _describe(status: os.stat_result) -> Optional[str]:
     """What a non-regular file is, or None for a regular file."""
-    if stat.S_ISREG(kind.st_mode):
+    if stat.S_ISREG(status.st_mode):
         return None
-    return next((name for test, name in _FILE_KINDS if test(kind.st_mode)), 'not a regular file')
+    return next((name for test, name in _FILE_KINDS if test(status.st_mode)),
+                'not a regular file')
 
 
 def _os_error(name: str, err: OSError) -> ImageError:
@@ -197,8 +198,6 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     """
     name = printable(path)
     with _open_regular_file(path, max_bytes) as file:
-        if not file.read(1):
-            raise ImageError(f'{name}: empty file (0 bytes)')
         info = _probe(name, file)
         if info.pixels > max_pixels:
             raise ImageError(f'{name}: {info.width}x{info.height} pixels (width x height, '

@@ -74,11 +74,13 @@ def probe(file: BinaryIO) -> ImageInfo:
     """Read the header of an image file opened in binary mode (it is read from offset 0).
 
     Raises:
-        HeaderError: not one of :data:`READ_FORMATS`, a malformed or truncated header, a
+        HeaderError: empty, not one of :data:`READ_FORMATS`, a malformed or truncated header, a
             size of 0 or over :data:`MAX_SIDE`, or a variant the decoder would misread.
     """
     file.seek(0)
     head = file.read(16)
+    if not head:
+        raise HeaderError('empty file (0 bytes)')
     if head.startswith(b'\x89PNG\r\n\x1a\n'):
         info = _probe_png(file)
     elif head.startswith(b'\xff\xd8'):
