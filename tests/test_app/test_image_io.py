@@ -1,4 +1,5 @@
 """read_image / write_image / to_float / from_float: layouts, bit depths, colour order, errors."""
+import os
 from pathlib import Path
 
 import cv2
@@ -76,7 +77,8 @@ def test_write_replaces_atomically_and_leaves_no_temporary(tmp_path):
     ('out.xyz', _rgba()[..., :3], "cannot write .xyz"),
     ('out', _rgba()[..., :3], 'cannot write files without a suffix'),
     ('out.png', _rgba()[..., :3].astype(np.float32), 'cannot write pixel type float32'),
-    ('out.png', _rgba()[..., :2], 'cannot write an array of shape (24, 32, 2)'),
+    ('out.png', np.zeros((24, 32, 5), np.uint8), 'cannot write an array of shape (24, 32, 5)'),
+    ('out.jpg', _rgba()[..., :2], 'cannot store the alpha channel'),
 ])
 def test_write_refusals_keep_the_old_file(tmp_path, name, image, message):
     path = tmp_path / name
@@ -107,8 +109,8 @@ def _cut(content: bytes) -> bytes:
     (lambda tmp: tmp, 'is a directory, not an image file'),
     (lambda tmp: _write(tmp, 'empty.png', b''), r'empty file \(0 bytes\)'),
     (lambda tmp: _write(tmp, 'notes.png', b'hello, not pixels'), r'not an image \(unknown'),
-    (lambda tmp: _write(tmp, 'cut.jpg', _cut(_encoded('.jpg'))), 'truncated JPEG file'),
-    (lambda tmp: _write(tmp, 'cut.png', _cut(_encoded('.png'))), 'truncated PNG file'),
+    (lambda tmp: _write(tmp, 'cut.jpg', _cut(_encoded('.jpg'))), 'truncated or corrupt JPEG file'),
+    (lambda tmp: _write(tmp, 'cut.png', _cut(_encoded('.png'))), 'truncated or corrupt PNG file'),
     (lambda tmp: _write(tmp, 'cut.bmp', _cut(_encoded('.bmp'))), 'truncated or corrupt BMP'),
     (lambda tmp: _write(tmp, 'float.tif', cv2.imencode('.tif', np.ones((4, 4), np.float32))[1]
                         .tobytes()), 'unsupported pixel type float32'),
@@ -122,21 +124,21 @@ def test_read_errors_name_the_file_and_the_problem(tmp_path, make, message):
 def test_unreadable_file(tmp_path, monkeypatch):
     path = _write(tmp_path, 'locked.png', _encoded('.png'))
     # chmod 000 does not stop root (CI runs as root), so the denial is injected.
-    real_read_bytes = Path.read_bytes
+    real_open = os.open
 
-    def denied(self):
-        if self == path:
-            raise PermissionError(13, 'Permission denied', str(self))
-        return real_read_bytes(self)
+    def denied(name, *args, **kwargs):
+        if Path(name) == path:
+            raise PermissionError(13, 'Permission denied', str(name))
+        return real_open(name, *args, **kwargs)
 
-    monkeypatch.setattr(Path, 'read_bytes', denied)
+    monkeypatch.setattr(os, 'open', denied)
     with pytest.raises(ImageError, match=f'^{path}: permission denied'):
         read_image(path)
 
 
 @settings(max_examples=30, deadline=None)
-@given(hnp.arrays(st.sampled_from([np.uint8, np.uint16]), hnp.array_shapes(min_dims=2, max_dims=3,
-                                                                          max_side=6)))
+@given(hnp.arrays(st.sampled_from([np.uint8, np.uint16]),
+                  hnp.array_shapes(min_dims=2, max_dims=3, max_side=6)))
 def test_float_round_trip_is_exact(image):
     as_float = to_float(image)
     assert as_float.dtype == np.float32 and 0 <= as_float.min() <= as_float.max() <= 1
