@@ -1,6 +1,4 @@
 """``python -m mmdeploy_srcnn.app``: the same as the ``srcnn-upscale`` command."""
-import sys
+from .cli import entry_point
 
-from .cli import main
-
-sys.exit(main())
+entry_point()

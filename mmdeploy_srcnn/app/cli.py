@@ -1,32 +1,41 @@
 """``srcnn-upscale``: upscale images by any factor with one exported ``.onnx`` (no torch).
 
-User errors (bad arguments, unreadable images, refused outputs) are one line on stderr that
-names the file and the problem, and exit code 2; in a batch the other files are still processed.
-Outputs are written under a temporary name and renamed, so a failed run leaves no partial file.
+Every bad input (argument, image, model, refused output) is one line on stderr that names it,
+with file names escaped (:func:`~mmdeploy_srcnn.utils.fileio.printable`), and exit code 2; in
+a batch the other files are still processed. Image sizes are read from the file header and
+checked, input and output, before anything is decoded. Outputs are written under a temporary
+name and published without replacing anything that appeared meanwhile, so a failed or raced
+run never leaves a partial file or clobbers one. Ctrl-C stops within about two seconds, also
+inside an engine call.
 """
 import argparse
 import dataclasses
 import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
 from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from mmdeploy_srcnn.utils.fileio import printable
+from mmdeploy_srcnn.utils.image import (DEFAULT_MAX_BYTES, IMAGE_SUFFIXES, ImageError,
+                                        probe_image, read_image, write_image)
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
-from .tiling import MIN_TILE
+from .tiling import DEFAULT_TILE, MIN_TILE
 from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, UpscaleError, Upscaler, resize_bicubic
 
 PROG = 'srcnn-upscale'
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-DEFAULT_TILE = 512
+_INTEGER = re.compile(r'[0-9]+')
+_DECIMAL = re.compile(r'[0-9]+(\.[0-9]*)?|\.[0-9]+')
 
 _DESCRIPTION = """\
 Upscale images with an SRCNN exported to ONNX whose upscale factor is a graph input: one model
@@ -47,42 +56,57 @@ processed), 130 when interrupted.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument error is one line (not the usage block) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f'{self.prog}: error: {printable(message)} '
+                                   f'(see {self.prog} --help)\n')
+
+
 def _scale_argument(text: str) -> Tuple[float, float]:
     """``--scale``: ``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width)."""
     try:
         return parse_scale(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f'invalid scale {text!r}: {err}') from None
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _at_least(kind: Callable[[str], float], minimum: float,
-              what: str) -> Callable[[str], float]:
-    """An argparse ``type``: parse with ``kind``, refuse NaN, inf and values below ``minimum``."""
+def _number(what: str, minimum: float, integer: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a plain decimal number (no '_', 'inf' or 'nan') >= ``minimum``."""
+    pattern = _INTEGER if integer else _DECIMAL
+
     def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'{what} must be a number, got {text!r}') from None
+        if not pattern.fullmatch(text.strip()):
+            kind = 'an integer' if integer else 'a number'
+            raise argparse.ArgumentTypeError(f'{what} must be {kind}, got {text!r}')
+        value = int(text) if integer else float(text)
         if not (math.isfinite(value) and value >= minimum):
-            raise argparse.ArgumentTypeError(f'{what} must be a finite number >= {minimum:g}, '
-                                             f'got {text!r}')
+            raise argparse.ArgumentTypeError(f'{what} must be >= {minimum:g}, got {text!r}')
         return value
     return parse
 
 
 def _tile(text: str) -> Optional[int]:
-    """``--tile``: 0 disables tiling, otherwise at least ``MIN_TILE`` pixels."""
-    value = int(_at_least(int, 0, 'tile')(text))
+    """``--tile``: 0 disables tiling, otherwise at least ``MIN_TILE`` output pixels."""
+    value = int(_number('tile', 0, integer=True)(text))
     if 0 < value < MIN_TILE:
         raise argparse.ArgumentTypeError(f'tile must be 0 (off) or >= {MIN_TILE}, got {text!r}')
     return value or None
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (``--help`` explains every option)."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', type=Path, metavar='MODEL.onnx',
                         help='the exported model (factor as a graph input)')
     parser.add_argument('inputs', type=Path, nargs='+', metavar='INPUT',
@@ -96,25 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--scale', type=_scale_argument, required=True, metavar='S',
                         help='upscale factor: a number (2, 3, 2.5) or HEIGHTxWIDTH (2x3)')
     parser.add_argument('--tile', type=_tile, default=DEFAULT_TILE, metavar='N',
-                        help=f'process N x N input pixels at a time to bound memory, with enough '
-                             f'overlap that the result equals the untiled one; 0 = whole image '
-                             f'at once (about 0.5 KB of memory per output pixel) '
+                        help=f'produce about N x N output pixels per model run to bound memory '
+                             f'(about 2 KB per output pixel), with enough overlap that the '
+                             f'result equals the untiled one; 0 = whole image at once '
                              f'(default: {DEFAULT_TILE})')
     parser.add_argument('--backend', default='onnxruntime', metavar='B',
                         help='inference engine: onnxruntime (default) or another registered one '
                              'such as openvino')
-    parser.add_argument('--threads', type=_at_least(int, 1, 'threads'), metavar='N',
-                        help='engine threads (default: the engine decides)')
+    parser.add_argument('--threads', type=_number('threads', 1, integer=True), metavar='N',
+                        help=f'engine threads, at most the CPUs available ({cpu_count()} here; '
+                             'default: the engine decides)')
+    parser.add_argument('--timeout', type=_number('timeout', 0.001), metavar='SECONDS',
+                        help='give up on an image whose model runs take longer than this '
+                             '(default: no limit); Ctrl-C stops a run in any case')
     parser.add_argument('--compare', action='store_true',
                         help='also write OUTSTEM_compare.SUFFIX: bicubic (left) | model (right)')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing output files (default: refuse)')
+                        help='replace existing output files (default: refuse, also when a file '
+                             'appears while the image is processed)')
     parser.add_argument('-q', '--quiet', action='store_true',
                         help='print nothing on success (errors are still printed)')
-    parser.add_argument('--max-megapixels', type=_at_least(float, 1e-6, 'max-megapixels'),
+    parser.add_argument('--max-megapixels', type=_number('max-megapixels', 1e-6),
                         default=DEFAULT_MAX_OUTPUT_PIXELS / 1e6, metavar='M',
-                        help='refuse outputs larger than M megapixels, checked before running '
-                             '(default: %(default)g)')
+                        help='refuse inputs and outputs larger than M megapixels, checked on '
+                             'the file header before decoding (default: %(default)g)')
+    parser.add_argument('--allow-external-data', action='store_true',
+                        help='let the model read weights from other files in its folder '
+                             '(refused by default: a model could name any file there)')
     return parser
 
 
@@ -128,20 +160,26 @@ class Job:
 
 
 def _collect_inputs(paths: Sequence[Path], errors: List[str]) -> List[Path]:
-    """Expand folders into their image files; a folder without images is an error."""
+    """Expand folders into their image files; a missing path or an empty folder is an error."""
     images = []
     for path in paths:
-        if not path.exists():
-            errors.append(f'{path}: no such file or folder')
+        name = printable(path)
+        try:
+            is_dir = path.is_dir()
+            if not is_dir and not path.exists() and not path.is_symlink():
+                errors.append(f'{name}: no such file or folder')
+                continue
+            if not is_dir:
+                images.append(path)  # what it is (FIFO, device, image) is checked when read
+                continue
+            found = sorted(child for child in path.iterdir()
+                           if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file()
+                           and not child.name.startswith('.'))
+        except OSError as err:  # e.g. a folder we may not list
+            errors.append(f'{name}: cannot read ({err.strerror or err})')
             continue
-        if not path.is_dir():
-            images.append(path)  # unreadable files are reported when read
-            continue
-        found = sorted(child for child in path.iterdir()
-                       if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file()
-                       and not child.name.startswith('.'))
         if not found:
-            errors.append(f'{path}: folder has no {", ".join(IMAGE_SUFFIXES)} images')
+            errors.append(f'{name}: folder has no {", ".join(IMAGE_SUFFIXES)} images')
         images += found
     return images
 
@@ -153,16 +191,17 @@ def _compare_path(output: Path) -> Path:
 def _refusal(target: Path, inputs: Set[Path], claimed: Dict[Path, Path],
              overwrite: bool) -> Optional[str]:
     """Why ``target`` must not be written, or None."""
+    name = printable(target)
     if target.suffix.lower() not in IMAGE_SUFFIXES:
-        return (f'{target}: cannot write {target.suffix or "a file without a suffix"} '
+        return (f'{name}: cannot write {printable(target.suffix) or "a file without a suffix"} '
                 f'(use one of {", ".join(IMAGE_SUFFIXES)})')
     resolved = target.resolve()
     if resolved in inputs:
-        return f'{target}: output path is also an input; choose another output'
+        return f'{name}: output path is also an input; choose another output'
     if resolved in claimed:
-        return f'{target}: output path is also the output for {claimed[resolved]}'
-    if target.exists() and not overwrite:
-        return f'{target}: output file exists (pass --overwrite to replace it)'
+        return f'{name}: output path is also the output for {printable(claimed[resolved])}'
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        return f'{name}: output file exists (pass --overwrite to replace it)'
     return None
 
 
@@ -185,21 +224,33 @@ def _plan_jobs(sources: List[Path], args: argparse.Namespace, errors: List[str])
     return jobs
 
 
-def _process(upscaler: Upscaler, job: Job, scale: Tuple[float, float],
+def _process(upscaler: Upscaler, job: Job, args: argparse.Namespace,
              progress: Optional[Callable[[int, int], None]]) -> str:
-    """Read, upscale and write one image (and its comparison); returns a one-line summary."""
+    """Read, upscale and write one image (and its comparison); returns a one-line summary.
+
+    The input's and the output's sizes are checked on the file header, before decoding.
+    """
     started = time.perf_counter()
-    image = read_image(job.source)
+    name = printable(job.source)
+    info = probe_image(job.source)
+    max_pixels = int(args.max_megapixels * 1e6)
     try:
-        upscaled = upscaler.upscale(image, scale, progress)
+        upscaler.check_output_size((info.height, info.width), args.scale)
     except UpscaleError as err:
-        raise UpscaleError(f'{job.source}: {err}') from None
-    write_image(job.output, upscaled)
+        raise UpscaleError(f'{name}: {err}') from None
+    image = read_image(job.source, max_pixels=max_pixels, max_bytes=DEFAULT_MAX_BYTES)
+    try:
+        upscaled = upscaler.upscale(image, args.scale, progress, timeout=args.timeout)
+    except (UpscaleError, BackendError) as err:
+        raise type(err)(f'{name}: {err}') from None
+    out_h, out_w = upscaled.shape[:2]
     if job.compare is not None:
-        write_image(job.compare, np.concatenate([resize_bicubic(image, scale), upscaled], axis=1))
-    return (f'upscaled {job.source} ({image.shape[1]}x{image.shape[0]}) x{format_scale(scale)} '
-            f'-> {job.output} ({upscaled.shape[1]}x{upscaled.shape[0]}) in '
-            f'{time.perf_counter() - started:.1f} s')
+        side_by_side = np.concatenate([resize_bicubic(image, args.scale), upscaled], axis=1)
+        write_image(job.compare, side_by_side, overwrite=args.overwrite, consume=True)
+    write_image(job.output, upscaled, overwrite=args.overwrite, consume=True)
+    return (f'upscaled {name} ({image.shape[1]}x{image.shape[0]}) '
+            f'x{format_scale(args.scale)} -> {printable(job.output)} '
+            f'({out_w}x{out_h}) in {time.perf_counter() - started:.1f} s')
 
 
 class _TileProgress:
@@ -222,14 +273,25 @@ class _TileProgress:
             self._bar = None
 
 
+def _load(args: argparse.Namespace) -> Upscaler:
+    """The model on its engine, with the thread count capped at the CPUs available."""
+    threads = args.threads
+    if threads is not None and threads > cpu_count():
+        print(f'{PROG}: warning: --threads {threads} is more than the {cpu_count()} CPUs '
+              f'available; using {cpu_count()}', file=sys.stderr)
+        threads = cpu_count()
+    return Upscaler(args.model, backend=args.backend, tile=args.tile, threads=threads,
+                    max_output_pixels=int(args.max_megapixels * 1e6),
+                    allow_external_data=args.allow_external_data)
+
+
 def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str],
          summaries: List[str]) -> int:
     """Process every job with a loaded ``Upscaler``; returns how many succeeded.
 
     A failed image is added to ``errors`` and the batch goes on.
     """
-    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, threads=args.threads,
-                        max_output_pixels=int(args.max_megapixels * 1e6))
+    upscaler = _load(args)
     interactive = not args.quiet and sys.stderr.isatty()  # no bars in logs and pipes
     batch_bar = ProgressBar(len(jobs), file=sys.stderr) if len(jobs) > 1 and interactive \
         else None
@@ -237,12 +299,12 @@ def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str],
     done = 0
     for job in jobs:
         try:
-            summaries.append(_process(upscaler, job, args.scale, tile_progress))
+            summaries.append(_process(upscaler, job, args, tile_progress))
             done += 1
         except (ImageError, UpscaleError, BackendError) as err:
             errors.append(str(err))
         except MemoryError:
-            errors.append(f'{job.source}: out of memory (use a smaller --tile)')
+            errors.append(f'{printable(job.source)}: out of memory (use a smaller --tile)')
         if batch_bar is not None:
             batch_bar.update()
     if batch_bar is not None:
@@ -260,7 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     requested = len(sources) + len(errors)  # a missing input counts as a failed image
     if args.output is not None and max(len(args.inputs), len(sources)) > 1:
         parser.error('-o/--output takes a single image; use --out-dir DIR for several')
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are reported here
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are ours
     jobs = _plan_jobs(sources, args, errors)
     summaries: List[str] = []
     done = 0
@@ -283,3 +345,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'{done} of {requested} images upscaled at x{format_scale(args.scale)}'
                   f'{failed} in {time.perf_counter() - started:.1f} s')
     return EXIT_USER_ERROR if errors else 0
+
+
+def entry_point() -> NoReturn:
+    """The ``srcnn-upscale`` command: :func:`main`, then exit at once.
+
+    ``os._exit`` rather than a normal interpreter exit: an engine run that ignored its
+    cancellation (OpenVINO inside a Loop) would otherwise hold the process at shutdown.
+    Every output has been written or removed by then, and the streams are flushed.
+    """
+    try:
+        status = main()
+    except SystemExit as exit_:  # argparse: --help, argument errors
+        status = exit_.code if isinstance(exit_.code, int) else EXIT_USER_ERROR
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,5 +1,10 @@
 """Tiled inference: bounded memory, same pixels as one run on the whole image.
 
+Memory follows the *output*: an SRCNN run on ONNX Runtime peaks at about 1.8 KB per output
+pixel (its 64 + 32 feature maps and the convolutions' work buffers; +0.48 GB for 512 x 512,
++1.7 GB for 1024 x 1024, measured by ``ru_maxrss``), so tiles are planned as about ``tile`` x
+``tile`` output pixels, whatever the scale (x1.0001 and x100 alike).
+
 The model is ``Resize(cubic, pytorch_half_pixel)`` followed by convolutions. Cutting the input
 into tiles changes three things, and the plan undoes each of them:
 
@@ -10,10 +15,13 @@ into tiles changes three things, and the plan undoes each of them:
    therefore start only at offsets where ``x0 * s`` is within ``ALIGN_TOLERANCE`` output pixels
    of an integer (a residual shift of 1e-3 px moves values by ~1e-3 x the local gradient).
    The model takes an integer crop and a scale, nothing else, so there is no other way to move
-   its grid. For scales whose multiples rarely come close to an integer (2.001), aligned
-   offsets are far apart and tiles grow accordingly (see :func:`aligned_starts`).
+   its grid. For scales whose multiples rarely come close to an integer (2.001 lines up every
+   1000 input pixels), aligned offsets are far apart and a tile would have to grow far beyond
+   ``tile``: the plan refuses that (:class:`TilingError`) rather than break the memory bound or
+   return a result with misaligned seams.
 2. Resize clamps its taps at the tile border: each tile reads the input it needs for bicubic
-   (1 pixel before, 2 after each sample), plus one spare pixel each side.
+   (1 pixel before, 2 after each sample), with the sample position computed both as the
+   engine does (float32) and exactly (float64), so rounding cannot move a tap outside it.
 3. The convolutions zero-pad at the tile border: each tile computes ``halo`` extra output
    pixels on every inner side (SRCNN 9-1-5 sees 4 + 0 + 2 = 6 pixels around each output
    pixel) and they are cropped away. Where a tile touches the image border the padding is the
@@ -23,8 +31,7 @@ Sizes follow the one output-size rule, :func:`~mmdeploy_srcnn.utils.sizes.resize
 
 What remains is float32 rounding: ONNX Runtime computes sample coordinates in float32, and a
 tile's small local coordinates round differently from the whole image's large ones (about 3e-5
-on star fields at x3, 1000 px wide; the tiles are the more exact). Tiles of 512 also ran about
-twice as fast as one run for a 12-megapixel output here (no multi-gigabyte buffers to fault in).
+on star fields at x3, 1000 px wide; the tiles are the more exact).
 """
 import dataclasses
 import itertools
@@ -36,10 +43,24 @@ from mmdeploy_srcnn.utils.sizes import resized_length
 
 ALIGN_TOLERANCE = 1e-3
 """Largest allowed misalignment (output pixels) between a tile's sample grid and the global one."""
-MIN_TILE = 16
-"""Smaller tiles would spend most of their time on the overlap."""
-_TAPS_BEFORE = 1 + 1  # bicubic reads floor(x) - 1; plus one spare pixel
-_TAPS_AFTER = 2 + 1  # bicubic reads floor(x) + 2; plus one spare pixel
+DEFAULT_TILE = 512
+"""Default tile side (output pixels): about 0.5 GB per SRCNN model run on ONNX Runtime."""
+MIN_TILE = 64
+"""Smallest tile side (output pixels): smaller tiles spend most of their time on the overlap."""
+MIN_TILE_GROWTH = 256
+
+
+def max_tile_side(tile: int) -> int:
+    """How far a tile may grow per side (output pixels) to reach an aligned start."""
+    return tile + max(tile // 2, MIN_TILE_GROWTH)
+
+
+class TilingError(ValueError):
+    """An image and scale that cannot be tiled exactly within the memory bound."""
+
+
+_TAPS_BEFORE = 1  # bicubic reads floor(x) - 1 ...
+_TAPS_AFTER = 2  # ... to floor(x) + 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,14 +92,23 @@ def aligned_starts(length: int, scale: float) -> np.ndarray:
     return np.flatnonzero(np.abs(products - np.rint(products)) <= ALIGN_TOLERANCE)
 
 
+def _source_floors(out_index: int, scale: float) -> Tuple[int, int]:
+    """``floor`` of the input coordinate output pixel ``out_index`` samples, computed as the
+    engine does (float32) and exactly (float64): ``(lowest, highest)`` of the two."""
+    exact = int(np.floor((out_index + 0.5) / scale - 0.5))
+    half = np.float32(0.5)
+    engine = int(np.floor((np.float32(out_index) + half) / np.float32(scale) - half))
+    return min(exact, engine), max(exact, engine)
+
+
 def _first_tap(out_index: int, scale: float) -> int:
-    """Lowest input pixel the Resize reads for output pixel ``out_index`` (plus the spare)."""
-    return int(np.floor((out_index + 0.5) / scale - 0.5)) - _TAPS_BEFORE
+    """Lowest input pixel the Resize reads for output pixel ``out_index``."""
+    return _source_floors(out_index, scale)[0] - _TAPS_BEFORE
 
 
 def _last_tap(out_index: int, scale: float) -> int:
-    """Highest input pixel the Resize reads for output pixel ``out_index`` (plus the spare)."""
-    return int(np.floor((out_index + 0.5) / scale - 0.5)) + _TAPS_AFTER
+    """Highest input pixel the Resize reads for output pixel ``out_index``."""
+    return _source_floors(out_index, scale)[1] + _TAPS_AFTER
 
 
 def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.ndarray,
@@ -109,23 +139,35 @@ def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.n
     raise AssertionError('unreachable: the tile starting at 0 always fits')
 
 
-def plan_axis(length: int, scale: float, tile: Optional[int],
-              halo: int) -> List[Span]:
-    """Split one axis into spans of about ``tile`` input pixels (``None``: one span).
+def plan_axis(length: int, scale: float, tile: Optional[int], halo: int) -> List[Span]:
+    """Split one axis into spans of about ``tile`` output pixels (``None``: one span).
 
     ``scale`` is taken as float32. The spans' output ranges cover ``[0, resized_length)``
-    without overlap; there is always at least one span.
+    without overlap; there is always at least one span. Raises :class:`TilingError` when
+    aligned starts are so far apart that a tile would exceed :func:`max_tile_side`.
     """
     scale = float(np.float32(scale))
     out_length = resized_length(length, scale)
-    if tile is None or tile >= length or out_length == 0:
+    if tile is None or out_length <= tile:
         return [Span(0, length, 0, out_length, 0)]
     if tile < MIN_TILE:
-        raise ValueError(f'tile must be at least {MIN_TILE} pixels, got {tile}')
-    core = max(1, int(tile * scale))
+        raise ValueError(f'tile must be at least {MIN_TILE} output pixels, got {tile}')
+    # What a tile delivers; the rest is the convolutions' halo and the resize's taps (which
+    # cost ``scale`` output pixels per input pixel).
+    margin = 2 * halo + int(np.ceil((_TAPS_BEFORE + _TAPS_AFTER + 1) * scale))
+    core = max(tile - margin, tile // 4)
     starts = aligned_starts(length, scale)
-    return [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo)
-            for out_start in range(0, out_length, core)]
+    spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo)
+             for out_start in range(0, out_length, core)]
+    widest = max(resized_length(span.in_stop - span.in_start, scale) for span in spans)
+    if widest > max_tile_side(tile):
+        gap = int(np.diff(starts).max()) if len(starts) > 1 else length
+        raise TilingError(
+            f'scale {scale:g} cannot be tiled exactly within the memory bound: its sample grid '
+            f'lines up with the pixels only every {gap} input pixels, so a tile would be '
+            f'{widest} output pixels wide (tile {tile}); use a scale that lines up more often '
+            f'(e.g. {round(scale * 4) / 4:g}), or no tiling (whole image at once)')
+    return spans
 
 
 def plan_tiles(image_hw: Sequence[int], scale_hw: Sequence[float], tile: Optional[int],
@@ -137,17 +179,17 @@ def plan_tiles(image_hw: Sequence[int], scale_hw: Sequence[float], tile: Optiona
 
 def upscale_tiled(process: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
                   scale_hw: Sequence[float], tile: Optional[int], halo: int,
-                  progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  out: Optional[np.ndarray] = None) -> np.ndarray:
     """Run ``process`` tile by tile on ``image`` (H x W x ...) and stitch the results.
 
     ``process(crop)`` must return the model's output for ``crop`` at ``scale_hw`` (size
     ``resized_length`` of the crop on each axis), in any dtype and channel layout; the result
-    has that dtype and layout and the full output size. ``progress(done, total)`` is called
-    after each tile.
+    has that dtype and layout and the full output size, or is written into ``out`` (a view
+    of the right size) when given. ``progress(done, total)`` is called after each tile.
     """
     rows, cols = plan_tiles(image.shape[:2], scale_hw, tile, halo)
     total = len(rows) * len(cols)
-    out: Optional[np.ndarray] = None
     for done, (row, col) in enumerate(itertools.product(rows, cols), start=1):
         result = process(image[row.in_start:row.in_stop, col.in_start:col.in_stop])
         if out is None:

@@ -14,6 +14,7 @@ module adapts real images to it:
   the output size is checked against ``max_output_pixels`` before anything runs.
 """
 import os
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple, Union
 
@@ -26,7 +27,7 @@ from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length
 
-from .tiling import MIN_TILE, plan_tiles, upscale_tiled
+from .tiling import DEFAULT_TILE, MIN_TILE, TilingError, plan_tiles, upscale_tiled
 
 Scale = Union[float, Sequence[float]]
 Progress = Callable[[int, int], None]
@@ -34,6 +35,7 @@ Progress = Callable[[int, int], None]
 DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 R, G, B
 _PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
+_BAND_PIXELS = 1 << 20  # output pixels per band of resize_bicubic
 
 
 class UpscaleError(ValueError):
@@ -56,22 +58,32 @@ def output_shape(image_hw: Sequence[int], scale: Scale) -> Tuple[int, int]:
         raise UpscaleError(str(err)) from None
 
 
-def resize_bicubic(image: np.ndarray, scale: Scale) -> np.ndarray:
+def resize_bicubic(image: np.ndarray, scale: Scale,
+                   out: Optional[np.ndarray] = None) -> np.ndarray:
     """Bicubic upscaling on exactly the model's Resize grid (any channels, dtype kept).
 
     ``cv2.resize`` derives its grid from the rounded output size, which drifts up to one
     output pixel from ONNX's ``(j + 0.5) / s - 0.5`` when ``in * s`` is not an integer; an
     affine warp with that mapping (cubic a = -0.75, replicated border = clamped taps) agrees
-    with ONNX Runtime's Resize within 3e-6. Used for alpha and for ``--compare``.
+    with ONNX Runtime's Resize within 3e-6. Used for alpha and for ``--compare``. Computed in
+    bands of output rows, so the float intermediate stays small; ``out`` (output size, any
+    dtype) receives the result when given.
     """
     scale_h, scale_w = _scale_pair(scale)
     out_h, out_w = output_shape(image.shape[:2], (scale_h, scale_w))
-    dst_to_src = np.array([[1 / scale_w, 0, 0.5 / scale_w - 0.5],
-                           [0, 1 / scale_h, 0.5 / scale_h - 0.5]])
-    resized = cv2.warpAffine(to_float(image), dst_to_src, (out_w, out_h),
-                             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
-    return from_float(resized.reshape((out_h, out_w) + image.shape[2:]), image.dtype)
+    if out is None:
+        out = np.empty((out_h, out_w) + image.shape[2:], image.dtype)
+    source = to_float(image)
+    band = max(1, _BAND_PIXELS // max(out_w, 1))
+    for top in range(0, out_h, band):
+        rows = min(band, out_h - top)
+        dst_to_src = np.array([[1 / scale_w, 0, 0.5 / scale_w - 0.5],
+                               [0, 1 / scale_h, (top + 0.5) / scale_h - 0.5]])
+        resized = cv2.warpAffine(source, dst_to_src, (out_w, rows),
+                                 flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        out[top:top + rows] = from_float(resized.reshape(out[top:top + rows].shape), out.dtype)
+    return out
 
 
 def _split_alpha(image: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -92,16 +104,19 @@ class Upscaler:
     Args:
         onnx_path: the exported model.
         backend: a registered backend type (``'onnxruntime'``, ``'openvino'`` ...).
-        tile: process about ``tile`` x ``tile`` input pixels at a time to bound memory
-            (``None`` or ``0``: the whole image at once). The result equals the untiled one
-            within float rounding; see :mod:`mmdeploy_srcnn.app.tiling`.
+        tile: produce about ``tile`` x ``tile`` output pixels per model run, to bound memory
+            whatever the scale (``None`` or ``0``: the whole image at once). The result equals
+            the untiled one within float rounding; see :mod:`mmdeploy_srcnn.app.tiling`.
         threads: backend threads; ``None`` lets the backend choose.
         max_output_pixels: refuse outputs larger than this, before running.
+        allow_external_data: let the model read weights from other files in its folder
+            (refused by default: see :mod:`mmdeploy_srcnn.backends.model_file`).
     """
 
     def __init__(self, onnx_path: Union[str, os.PathLike], backend: str = 'onnxruntime',
-                 tile: Optional[int] = None, threads: Optional[int] = None,
-                 max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS) -> None:
+                 tile: Optional[int] = DEFAULT_TILE, threads: Optional[int] = None,
+                 max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+                 allow_external_data: bool = False) -> None:
         if tile is not None and tile != 0 and tile < MIN_TILE:
             raise ValueError(f'tile must be 0 or None (whole image) or at least {MIN_TILE} '
                              f'pixels, got {tile}')
@@ -109,7 +124,9 @@ class Upscaler:
             raise ValueError(f'max_output_pixels must be >= 1, got {max_output_pixels}')
         self.tile = tile or None
         self.max_output_pixels = max_output_pixels
-        config = {'type': backend} if threads is None else {'type': backend, 'threads': threads}
+        config = {'type': backend, 'allow_external_data': allow_external_data}
+        if threads is not None:
+            config['threads'] = threads
         self._backend = build_backend(config, onnx_path)
         try:
             self.convention = ModelConvention.from_metadata(self._backend.metadata)
@@ -137,45 +154,64 @@ class Upscaler:
     def tile_count(self, image_hw: Sequence[int], scale: Scale) -> int:
         """How many model runs :meth:`upscale` makes for an image of this size."""
         scale_h, scale_w = _scale_pair(scale)
-        rows, cols = plan_tiles(image_hw, (scale_h, scale_w), self.tile, self.convention.halo)
+        try:
+            rows, cols = plan_tiles(image_hw, (scale_h, scale_w), self.tile,
+                                    self.convention.halo)
+        except TilingError as err:
+            raise UpscaleError(str(err)) from None
         return len(rows) * len(cols)
 
-    def upscale(self, image: np.ndarray, scale: Scale,
-                progress: Optional[Progress] = None) -> np.ndarray:
+    def upscale(self, image: np.ndarray, scale: Scale, progress: Optional[Progress] = None,
+                timeout: Optional[float] = None) -> np.ndarray:
         """Upscale an HxW, HxWx1, HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA) image.
 
         ``scale`` is a number or ``(height, width)``. The result has the input's layout and
         dtype and the size :func:`output_shape` gives. ``progress(done, total)`` is called
-        after each tile.
+        after each tile. ``timeout``: seconds for all model runs of this image together
+        (:class:`~mmdeploy_srcnn.backends.base.BackendTimeout` when over).
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         if image.dtype not in _PIXEL_TYPES:
             raise UpscaleError(f'unsupported pixel type {image.dtype} '
                                '(uint8, uint16, float32 or float64)')
         scale_hw = _scale_pair(scale)
         color, alpha = _split_alpha(image)
-        self.check_output_size(image.shape[:2], scale_hw)
+        out_h, out_w = self.check_output_size(image.shape[:2], scale_hw)
+        if np.issubdtype(image.dtype, np.floating):
+            bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+            if bad:
+                raise UpscaleError(f'the image has {bad} non-finite value(s) (NaN or inf); '
+                                   'float images must hold numbers in [0, 1]')
         out_dtype = np.float32 if np.issubdtype(image.dtype, np.floating) else image.dtype
+        out = np.empty((out_h, out_w) + image.shape[2:], out_dtype)
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        color_out = out if image.ndim == 2 else out[..., :3] if channels >= 3 else out[..., 0]
 
         def process(crop: np.ndarray) -> np.ndarray:
             rgb = to_float(crop)
             if crop.ndim == 2:
                 rgb = np.repeat(rgb[..., None], 3, axis=2)
-            result = self._run_model(rgb, scale_hw)
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
+            result = self._run_model(rgb, scale_hw, remaining)
             if crop.ndim == 2:
                 result = result @ _LUMA_WEIGHTS
             return from_float(result, out_dtype)
 
-        upscaled = upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo,
-                                 progress)
+        try:
+            upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo, progress,
+                          out=color_out)
+        except TilingError as err:
+            raise UpscaleError(str(err)) from None
         if alpha is not None:
-            upscaled = np.dstack([upscaled, resize_bicubic(alpha, scale_hw).astype(out_dtype)])
-        return upscaled.reshape(upscaled.shape[:2] + image.shape[2:])
+            resize_bicubic(alpha, scale_hw, out=out[..., -1])
+        return out
 
-    def _run_model(self, rgb: np.ndarray, scale_hw: Tuple[float, float]) -> np.ndarray:
+    def _run_model(self, rgb: np.ndarray, scale_hw: Tuple[float, float],
+                   timeout: Optional[float]) -> np.ndarray:
         """HxWx3 RGB in [0, 1] -> upscaled HxWx3 RGB in [0, 1] (unclipped), one model run."""
         inputs = self.convention.model_inputs(rgb.transpose(2, 0, 1)[None], scale_hw)
         try:
-            result = self.convention.rgb_output(self._backend.run(inputs))
+            result = self.convention.rgb_output(self._backend.run(inputs, timeout))
         except ValueError as err:  # the model has no output of the recorded name
             raise BackendError(f'{self._backend.onnx_path}: {err}') from None
         expected = (1, 3) + output_shape(rgb.shape[:2], scale_hw)

@@ -1,21 +1,26 @@
 """The interface every backend wrapper implements; each wrapper validates its own settings."""
 import abc
 import difflib
-import functools
 import inspect
 import os
+import threading
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
-from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
-
 PathLike = Union[str, os.PathLike]
+CANCEL_GRACE_SECONDS = 1.5
+"""How long a cancelled run may take to stop before it is abandoned."""
 
 
 class BackendError(RuntimeError):
     """A backend that cannot be built, is not installed, or cannot run a model."""
+
+
+class BackendTimeout(BackendError):
+    """A run that took longer than its timeout (it was cancelled)."""
 
 
 def first_line(err: BaseException) -> str:
@@ -28,14 +33,19 @@ class BaseBackend(abc.ABC):
     """Runs one ONNX model file: named numpy inputs in, named numpy outputs out.
 
     Subclasses load the model in ``__init__`` (whose keyword arguments are the backend's
-    ``backend_config`` options) and implement :meth:`run`. ``metadata`` holds the model's
-    ``metadata_props`` (read with ``onnx``, the same way for every engine).
+    ``backend_config`` options) and implement :meth:`_run`. Before that, the file is checked as
+    the untrusted data it is (:mod:`.model_file`: external data refused unless
+    ``allow_external_data``); ``metadata`` holds its ``metadata_props``.
     """
 
-    def __init__(self, onnx_path: PathLike) -> None:
+    def __init__(self, onnx_path: PathLike, allow_external_data: bool = False) -> None:
+        from .model_file import inspect_model_file
+
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
             raise BackendError(f'{self.onnx_path}: ONNX model file not found')
+        self.metadata: Dict[str, str] = inspect_model_file(self.onnx_path, allow_external_data)
+        self._stuck = False
 
     @classmethod
     def check_available(cls) -> None:
@@ -68,18 +78,58 @@ class BaseBackend(abc.ABC):
     def output_names(self) -> List[str]:
         """Names of the graph outputs, in graph order."""
 
-    @functools.cached_property
-    def metadata(self) -> Dict[str, str]:
-        """The model's ``metadata_props`` as a dict."""
-        try:
-            return read_onnx_metadata(self.onnx_path)
-        except Exception as err:  # onnx raises DecodeError and others for a broken file
-            raise BackendError(f'{self.onnx_path}: cannot read the model metadata: '
-                               f'{first_line(err)}') from None
+    def run(self, inputs: Mapping[str, np.ndarray],
+            timeout: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """Run the model on named inputs; returns every output by name.
+
+        The engine runs in a worker thread so that Ctrl-C (``KeyboardInterrupt``) and
+        ``timeout`` (seconds; :class:`BackendTimeout`) can stop it: the engine is asked to
+        cancel and is given :data:`CANCEL_GRACE_SECONDS`; one that does not stop is
+        abandoned, and this backend refuses further runs.
+        """
+        if self._stuck:
+            raise BackendError(f'{self.onnx_path.name}: a previous run could not be stopped '
+                               'and may still be using the engine; load the model again')
+        self._check_inputs(inputs)
+        return self._run_cancellable(lambda: self._run(inputs), timeout)
 
     @abc.abstractmethod
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """Run the model on named inputs; returns every output by name."""
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Run the engine (in a worker thread); raise :class:`BackendError` on failure."""
+
+    def _cancel(self) -> None:
+        """Ask the engine to stop the run in progress (default: it cannot be asked)."""
+
+    def _run_cancellable(self, call: Callable[[], Any], timeout: Optional[float]) -> Any:
+        outcome: Dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome['value'] = call()
+            except BaseException as err:  # handed to the caller's thread
+                outcome['error'] = err
+
+        worker = threading.Thread(target=work, name='mmdeploy_srcnn-engine', daemon=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.05)
+                if deadline is not None and time.monotonic() > deadline and worker.is_alive():
+                    self._stop(worker)
+                    raise BackendTimeout(f'{self.onnx_path.name}: the run took longer than '
+                                         f'the timeout of {timeout:g} s and was stopped')
+        except KeyboardInterrupt:
+            self._stop(worker)
+            raise
+        if 'error' in outcome:
+            raise outcome['error']
+        return outcome['value']
+
+    def _stop(self, worker: threading.Thread) -> None:
+        self._cancel()
+        worker.join(CANCEL_GRACE_SECONDS)
+        self._stuck = worker.is_alive()
 
     def accepts(self, inputs: Mapping[str, np.ndarray]) -> bool:
         """Whether this backend can run these inputs (a slow one may refuse large ones)."""

@@ -24,7 +24,7 @@ def session_options(threads: Optional[int] = None,
                                          'optimization_level': optimization_level})
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization_level]
-    options.log_severity_level = 3  # errors are raised, not logged; warnings are not ours
+    options.log_severity_level = 4  # errors are raised as ours, not logged in colour
     if threads is not None:
         options.intra_op_num_threads = threads
     return options
@@ -38,11 +38,13 @@ class ONNXRuntimeBackend(BaseBackend):
         onnx_path: the model file.
         threads: intra-op threads; ``None`` lets ONNX Runtime choose.
         optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+        allow_external_data: let the model keep weights in files of its folder.
     """
 
     def __init__(self, onnx_path: PathLike, threads: Optional[int] = None,
-                 optimization_level: str = 'all') -> None:
-        super().__init__(onnx_path)
+                 optimization_level: str = 'all', allow_external_data: bool = False) -> None:
+        super().__init__(onnx_path, allow_external_data)
+        self._run_options = ort.RunOptions()
         options = session_options(threads, optimization_level)
         try:
             self._session = ort.InferenceSession(str(self.onnx_path), options,
@@ -66,11 +68,15 @@ class ONNXRuntimeBackend(BaseBackend):
     def output_names(self) -> List[str]:
         return [node.name for node in self._session.get_outputs()]
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        self._check_inputs(inputs)
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        self._run_options = run_options = ort.RunOptions()
+        run_options.log_severity_level = 4
         try:
-            outputs = self._session.run(None, dict(inputs))
+            outputs = self._session.run(None, dict(inputs), run_options)
         except Exception as err:  # ORT's Fail/InvalidArgument/RuntimeException, allocation
             raise BackendError(f'{self.onnx_path.name}: ONNX Runtime failed to run the model: '
                                f'{first_line(err)}') from None
         return dict(zip(self.output_names, outputs))
+
+    def _cancel(self) -> None:
+        self._run_options.terminate = True  # checked by ONNX Runtime between (sub)graph nodes

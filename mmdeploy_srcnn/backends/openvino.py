@@ -27,11 +27,13 @@ class OpenVINOBackend(BaseBackend):
             ``'THROUGHPUT'``.
         precision: inference precision. OpenVINO's own default on CPUs with bfloat16 support
             is ``'bf16'``; we default to ``'f32'``.
+        allow_external_data: let the model keep weights in files of its folder.
     """
 
     def __init__(self, onnx_path: PathLike, device: str = 'CPU', threads: Optional[int] = None,
-                 performance_hint: str = 'LATENCY', precision: str = 'f32') -> None:
-        super().__init__(onnx_path)
+                 performance_hint: str = 'LATENCY', precision: str = 'f32',
+                 allow_external_data: bool = False) -> None:
+        super().__init__(onnx_path, allow_external_data)
         import openvino
 
         properties = {'PERFORMANCE_HINT': performance_hint,
@@ -80,8 +82,10 @@ class OpenVINOBackend(BaseBackend):
     def output_names(self) -> List[str]:
         return list(self._output_names)
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        self._check_inputs(inputs)
+    def _cancel(self) -> None:
+        self._request.cancel()  # honoured between operations, not inside a Loop
+
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         try:
             results = self._request.infer(dict(inputs))
         except Exception as err:  # OpenVINO raises RuntimeError for shape and memory problems

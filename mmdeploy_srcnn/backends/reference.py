@@ -20,16 +20,19 @@ class ReferenceBackend(BaseBackend):
     Args:
         onnx_path: the model file.
         max_input_pixels: refuse larger inputs (height x width x batch), which would take minutes.
+        allow_external_data: let the model keep weights in files of its folder.
+
+    A run cannot be cancelled: after a timeout or Ctrl-C it is abandoned.
     """
 
-    def __init__(self, onnx_path: PathLike, max_input_pixels: int = 64 * 64) -> None:
-        super().__init__(onnx_path)
+    def __init__(self, onnx_path: PathLike, max_input_pixels: int = 64 * 64,
+                 allow_external_data: bool = False) -> None:
+        super().__init__(onnx_path, allow_external_data)
         import onnx
         from onnx.reference import ReferenceEvaluator
 
         try:
-            self._evaluator = ReferenceEvaluator(onnx.load(str(self.onnx_path),
-                                                           load_external_data=False))
+            self._evaluator = ReferenceEvaluator(onnx.load(str(self.onnx_path)))
         except Exception as err:  # onnx raises DecodeError, ValidationError and others
             raise BackendError(f'{self.onnx_path}: the ONNX reference evaluator cannot load '
                                f'the model: {first_line(err)}') from None
@@ -56,10 +59,13 @@ class ReferenceBackend(BaseBackend):
         return all(array.ndim != 4 or array.shape[0] * array.shape[2] * array.shape[3]
                    <= self.max_input_pixels for array in inputs.values())
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        self._check_inputs(inputs)
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if not self.accepts(inputs):
             raise BackendError(f'the reference backend only runs inputs up to '
                                f'{self.max_input_pixels} pixels (batch x height x width)')
-        outputs = self._evaluator.run(None, dict(inputs))
+        try:
+            outputs = self._evaluator.run(None, dict(inputs))
+        except Exception as err:  # numpy errors of the operator implementations
+            raise BackendError(f'{self.onnx_path.name}: the reference evaluator failed: '
+                               f'{first_line(err)}') from None
         return dict(zip(self.output_names, outputs))

@@ -182,6 +182,11 @@ def atomic_path(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
         if not stat.S_ISREG(os.lstat(temporary).st_mode):
             raise OSError(errno.EEXIST, 'the temporary file was replaced by something other '
                           'than a file; not published', os.fsdecode(temporary))
+        fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)  # the bytes are on disk before the name says the file is complete
+        finally:
+            os.close(fd)
         _publish(temporary, path, overwrite)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from typing import BinaryIO, Iterator, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from .fileio import OutputExistsError, atomic_write, printable
+from .fileio import OutputExistsError, atomic_path, atomic_write, printable
 from .image_header import HeaderError, ImageInfo, probe
 
 PathLike = Union[str, os.PathLike]
@@ -265,36 +265,47 @@ def _encode_gray_alpha_png(image: np.ndarray) -> bytes:
             + _png_chunk(b'IDAT', zlib.compress(rows.tobytes(), 6)) + _png_chunk(b'IEND', b''))
 
 
-def _encode(name: str, suffix: str, image: np.ndarray) -> bytes:
-    """The file's bytes for an RGB-layout image whose layout and type are already checked."""
+def _to_bgr_layout(image: np.ndarray, consume: bool) -> np.ndarray:
+    """An RGB-layout image in OpenCV's layout (BGR(A); gray + alpha as BGRA with B = G = R);
+    ``consume``: the channels may be reordered in ``image`` itself (no copy)."""
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels == 2:
-        if suffix == '.png':
-            return _encode_gray_alpha_png(image)
-        image = image[..., [0, 0, 0, 1]]  # other formats have no gray + alpha: stored as RGBA
-        channels = 4
+        # no gray + alpha in these formats: stored as RGBA
+        image = np.ascontiguousarray(image[..., [0, 0, 0, 1]])
+        channels, consume = 4, True
     if channels in (3, 4):
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if channels == 4 else cv2.COLOR_RGB2BGR)
-    try:
-        ok, encoded = cv2.imencode(suffix, image)
-    except cv2.error as err:
-        raise ImageError(f'{name}: OpenCV cannot encode this image as {suffix} '
-                         f'({printable(str(err).strip().splitlines()[-1])})') from None
-    if not ok:
-        raise ImageError(f'{name}: OpenCV failed to encode the image as {suffix}')
-    return encoded.tobytes()
+        code = cv2.COLOR_RGBA2BGRA if channels == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, code, dst=image if consume else None)
+    return image
 
 
-def write_image(path: PathLike, image: np.ndarray, *, overwrite: bool = True) -> None:
+def _write_with_opencv(name: str, path: PathLike, image: np.ndarray, overwrite: bool) -> None:
+    """``cv2.imwrite`` into a temporary name, then publish: the file is encoded straight to
+    disk (no second copy of a large output in memory)."""
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        try:
+            ok = cv2.imwrite(str(temporary), image)
+        except cv2.error as err:
+            raise ImageError(f'{name}: OpenCV cannot encode this image as '
+                             f'{Path(path).suffix} ({printable(str(err).strip().splitlines()[-1])})'
+                             ) from None
+        if not ok:
+            raise ImageError(f'{name}: OpenCV failed to write the image as {Path(path).suffix}')
+
+
+def write_image(path: PathLike, image: np.ndarray, *, overwrite: bool = True,
+                consume: bool = False) -> None:
     """Write a gray, gray + alpha, RGB or RGBA uint8/uint16 image; the suffix picks the format.
 
-    The file appears complete or not at all (encoded in memory, written to a temporary file,
-    then published by :func:`~.fileio.atomic_write`). With ``overwrite=False`` an existing
+    The file appears complete or not at all (encoded into a temporary file, then published by
+    :func:`~.fileio.atomic_path`). With ``overwrite=False`` an existing
     file, including one that appeared while this image was being made, is left untouched and
     the call fails. A 16-bit image written to an 8-bit-only format (JPEG, WebP, BMP) is
     rounded to 8 bits. Gray + alpha stays gray + alpha in PNG; TIFF, WebP and BMP store it as
     RGBA with R = G = B. An alpha channel that the format cannot store is an error rather than
     silently dropped, because the hidden colours of transparent pixels would show.
+    ``consume=True`` gives ``image`` up: its channels may be reordered in place, which saves
+    a copy of the whole image (what a large output needs).
 
     Raises:
         ImageError: unsupported suffix, pixel type or layout, alpha for a format without it,
@@ -317,10 +328,13 @@ def write_image(path: PathLike, image: np.ndarray, *, overwrite: bool = True) ->
                          '(write .png, .tif or .webp instead)')
     if image.dtype == np.uint16 and not keeps_16_bit:
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    encoded = _encode(name, suffix, image)
+    consume = consume and image.flags.writeable and image.flags.c_contiguous
     try:
-        with atomic_write(path, 'wb', overwrite=overwrite) as file:
-            file.write(encoded)
+        if image.ndim == 3 and image.shape[2] == 2 and suffix == '.png':
+            with atomic_write(path, 'wb', overwrite=overwrite) as file:
+                file.write(_encode_gray_alpha_png(image))  # OpenCV cannot write gray + alpha
+        else:
+            _write_with_opencv(name, path, _to_bgr_layout(image, consume), overwrite)
     except OutputExistsError:
         raise ImageError(f'{name}: output file exists, not replaced (overwriting is off)') \
             from None

@@ -1,0 +1,88 @@
+"""An ``.onnx`` file is data from somewhere else: what is checked before an engine loads it.
+
+ONNX tensors may keep their bytes in *external data* files named by a relative ``location``.
+Every engine resolves that name against the model's folder and reads the file, whatever it is:
+a model saved next to ``~/.ssh/id_rsa`` can name it as a weight, and its bytes then flow into
+the output pixels. External data is therefore refused unless asked for, and then only as
+regular files inside the model's folder, reached without symbolic links.
+"""
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
+
+from .base import BackendError
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor stored in ``graph`` and its subgraphs (initializers, Constant values)."""
+    import onnx
+
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                yield attribute.t
+            elif attribute.type == onnx.AttributeProto.TENSORS:
+                yield from attribute.tensors
+            elif attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _tensors(attribute.g)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from _tensors(subgraph)
+
+
+def external_locations(proto: Any) -> Iterator[Tuple[str, str]]:
+    """``(tensor name, location)`` of every tensor whose bytes live in another file."""
+    import onnx
+
+    for tensor in _tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            entries = {entry.key: entry.value for entry in tensor.external_data}
+            yield tensor.name, entries.get('location', '')
+
+
+def _check_location(model_dir: Path, tensor: str, location: str) -> None:
+    """A location must name a regular file inside ``model_dir``, with no link on the way."""
+    relative = Path(location)
+    if not location or relative.is_absolute() or '..' in relative.parts:
+        raise BackendError(f'external data of tensor {tensor!r} is {location!r}: only files '
+                           'inside the model folder are allowed')
+    path = model_dir
+    for part in relative.parts:
+        path = path / part
+        if path.is_symlink():
+            raise BackendError(f'external data of tensor {tensor!r}: {location!r} goes '
+                               'through a symbolic link; refused')
+    if not path.is_file():
+        raise BackendError(f'external data of tensor {tensor!r}: {location!r} is not a '
+                           'regular file in the model folder')
+
+
+def inspect_model_file(onnx_path: Path, allow_external_data: bool) -> Dict[str, str]:
+    """Check ``onnx_path`` and return its ``metadata_props``.
+
+    Raises :class:`BackendError` for a file ``onnx`` cannot parse, and for external data
+    (any, unless ``allow_external_data``; then any outside the model's folder or through a
+    link).
+    """
+    import onnx  # imported on use: importing onnx costs about a second
+
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as err:  # DecodeError and others for a file that is not a model
+        message = str(err).strip().splitlines()
+        raise BackendError(f'{onnx_path}: not a readable ONNX model '
+                           f'({message[0] if message else type(err).__name__})') from None
+    for tensor, location in external_locations(proto):
+        if not allow_external_data:
+            raise BackendError(f'{onnx_path}: tensor {tensor!r} keeps its data in another '
+                               f'file ({location!r}); external data is refused unless allowed '
+                               '(allow_external_data=True, --allow-external-data)')
+        try:
+            _check_location(Path(os.path.realpath(onnx_path.parent)), tensor, location)
+        except BackendError as err:
+            raise BackendError(f'{onnx_path}: {err}') from None
+    return {prop.key: prop.value for prop in proto.metadata_props}
