@@ -19,6 +19,7 @@ import logging
 import warnings
 from typing import Dict, List, Sequence, Set
 
+import mmdeploy_codebase as codebase
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -29,9 +30,14 @@ from mmengine.config import Config
 from torch import nn
 from torch.onnx import symbolic_helper as sym_help
 
-import mmdeploy_codebase as codebase
-from mmdeploy_srcnn.core import (IR, Backend, LibVersionChecker, RewriterContext,
-                                 RewriterManager, mark)
+from mmdeploy_srcnn.core import (
+    IR,
+    Backend,
+    LibVersionChecker,
+    RewriterContext,
+    RewriterManager,
+    mark,
+)
 
 PORT = RewriterManager()
 FUNCTION_REWRITER = PORT.function_rewriter
