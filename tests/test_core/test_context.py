@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from mmdeploy_srcnn.core import MissingTargetWarning, RewriterContext, RewriterError
+from mmdeploy_srcnn.core import (
+    FUNCTION_REWRITER,
+    REWRITER_MANAGER,
+    MissingTargetWarning,
+    RewriterContext,
+    RewriterError,
+    RewriterManager,
+    mark,
+)
 
 
 def _double(x):
@@ -326,3 +334,85 @@ def test_threads_do_not_interleave_patches(manager, registry, make_module):
     assert events == [('enter', 'a', 'a'), ('exit', 'a', 'a'),
                       ('enter', 'b', 'b'), ('exit', 'b', 'b')]
     assert targets.double is _double
+
+
+def test_get_context_by_key_finds_the_outer_rewrite(manager, registry, make_module):
+    targets = make_module()
+    targets.outer, targets.inner = (lambda x: targets.inner(x) + 1), (lambda x: x * 10)
+    seen = {}
+
+    @registry.register_rewriter(f'{targets.__name__}.outer', label='outer')
+    def outer__default(x):
+        return registry.get_context().origin_func(x)
+
+    @registry.register_rewriter(f'{targets.__name__}.inner', label='inner')
+    def inner__default(x):
+        seen['own'] = registry.get_context().label
+        seen['by_target'] = registry.get_context(f'{targets.__name__}.outer').label
+        seen['by_name'] = registry.get_context(f'{__name__}.{outer__default.__qualname__}').label
+        with pytest.raises(RewriterError, match=r"get_context\('nope'\): no running function "
+                                                r"rewriter .*running: .*inner"):
+            registry.get_context('nope')
+        return registry.get_context().origin_func(x)
+
+    with RewriterContext(rewriter_manager=manager):
+        assert targets.outer(2) == 21
+    assert seen == dict(own='inner', by_target='outer', by_name='outer')
+
+
+def test_context_attributes_are_read_only_and_missing_ones_are_listed(manager, registry,
+                                                                      make_module):
+    targets = make_module(double=_double)
+    checks = []
+
+    @registry.register_rewriter(f'{targets.__name__}.double', scope='record')
+    def double__default(x):
+        ctx = registry.get_context()
+        checks.append(hasattr(ctx, 'opset'))
+        checks.append(getattr(ctx, 'opset', 11))
+        with pytest.raises(AttributeError, match="has no attribute 'opst'; it has: origin_func, "
+                                                 'cfg, backend, ir, scope'):
+            ctx.opst
+        with pytest.raises(AttributeError, match='read-only'):
+            ctx.scope = 'other'
+        return ctx.origin_func(x)
+
+    with RewriterContext(rewriter_manager=manager):
+        assert targets.double(2) == 4
+    assert checks == [False, 11]
+
+
+@pytest.mark.parametrize('cfg, expected', [
+    (None, {}), (dict(onnx_config=dict(opset_version=13)), {'onnx_config': {'opset_version': 13}})])
+def test_cfg_is_always_an_mmengine_config(manager, registry, make_module, cfg, expected):
+    targets = make_module(double=_double)
+    seen = []
+
+    @registry.register_rewriter(f'{targets.__name__}.double')
+    def double__default(x):
+        seen.append(registry.get_context().cfg)
+        return x
+
+    with RewriterContext(cfg, rewriter_manager=manager):
+        targets.double(1)
+    assert isinstance(seen[0], Config) and seen[0].to_dict() == expected
+
+
+def test_private_managers_do_not_share_rewrites(make_module):
+    targets = make_module(double=_double)
+    first, second = RewriterManager(), RewriterManager()
+    first.function_rewriter.register_rewriter(f'{targets.__name__}.double')(lambda x: 'first')
+    with RewriterContext(rewriter_manager=second):
+        assert targets.double(1) == 2
+    with RewriterContext(rewriter_manager=first):
+        assert targets.double(1) == 'first'
+    assert FUNCTION_REWRITER is REWRITER_MANAGER.function_rewriter
+    assert all(r.func_name != f'{targets.__name__}.double' for r in FUNCTION_REWRITER.records())
+
+
+def test_mark_returns_the_function_unchanged():
+    def forward(x):
+        return x + 1
+
+    assert mark('head', inputs=['x'], outputs=['y'])(forward) is forward
+    assert mark()(forward) is forward

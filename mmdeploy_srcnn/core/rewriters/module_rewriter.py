@@ -204,8 +204,9 @@ class ModuleRewriter:
         try:
             inspect.signature(rewrite_cls).bind(copied, cfg, **keywords)
         except TypeError as err:
-            raise RewriterError(f'{where}: cannot call {rewrite_cls.__name__}(module, cfg, '
-                                f'{", ".join(f"{k}=..." for k in keywords)}): {err}') from err
+            arguments = ', '.join(['module', 'cfg', *(f'{key}=...' for key in keywords)])
+            raise RewriterError(f'{where}: cannot call {rewrite_cls.__name__}({arguments}): '
+                                f'{err}') from err
         return rewrite_cls(copied, cfg, **keywords)
 
 
