@@ -2,7 +2,7 @@
 
 In MMDeploy, ``mark`` wraps a function's tensors in ``Mark`` nodes that its model-partition
 step cuts at; when no partition is configured the nodes are dropped and the export is the
-unmarked one. This package has no partition step (a deploy config with one is refused), so
+unmarked one. This package has no partition step (nothing reads a ``partition_config``), so
 ``mark`` returns the function unchanged: the same export MMDeploy makes without partitioning.
 """
 from typing import Any, Callable, Optional, Sequence
