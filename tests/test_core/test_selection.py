@@ -190,6 +190,7 @@ def test_misspelled_or_reserved_context_keywords(keywords, message):
     (dict(ir=''), 'ir must be a non-empty string'),
     (dict(opset='17'), 'opset must be a positive int'),
     (dict(cfg=[1]), 'cfg must be an mmengine Config, a dict or None'),
+    (dict(rewriter_manager=object()), 'rewriter_manager must be a RewriterManager'),
 ])
 def test_bad_context_arguments(kwargs, message):
     with pytest.raises(RewriterError, match=message):

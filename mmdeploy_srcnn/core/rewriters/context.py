@@ -81,6 +81,9 @@ class RewriterContext:
         self.ir = as_name(ir, 'ir')
         self.opset = opset
         self.kwargs = dict(kwargs)
+        if rewriter_manager is not None and not isinstance(rewriter_manager, RewriterManager):
+            raise RewriterError(f'RewriterContext: rewriter_manager must be a RewriterManager, '
+                                f'got {type(rewriter_manager).__name__}')
         self._manager = REWRITER_MANAGER if rewriter_manager is None else rewriter_manager
         self._undo: List[Any] = []
         self._translations: DynamoTable = {}
