@@ -61,7 +61,8 @@ class PositionalEncoding(nn.Module):
 
 class SRCNNNet(nn.Module):
     """mmagic's SRCNN interface: ``channels``, ``kernel_sizes`` and ``upscale_factor``, an
-    internal bicubic upsampler; none of the arguments is kept as an attribute."""
+    internal bicubic upsampler. Like mmagic's, it keeps neither ``channels`` nor
+    ``kernel_sizes`` as attributes (this stand-in keeps no argument at all)."""
 
     def __init__(self, channels: Sequence[int] = (3, 64, 32, 3),
                  kernel_sizes: Sequence[int] = (9, 1, 5), upscale_factor: int = 4) -> None:
