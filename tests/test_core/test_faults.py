@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from mmdeploy_srcnn.core import RewriterContext, RewriterError
-from mmdeploy_srcnn.core.rewriters import context as context_module
+from mmdeploy_srcnn.core.rewriters import function_rewriter as patching_module
 
 
 def _double(x):
@@ -42,17 +42,17 @@ def world(registry, make_module):
 
 
 @pytest.mark.parametrize('exception', [ValueError('boom'), KeyboardInterrupt()])
-def test_exception_in_body(registry, world, exception):
+def test_exception_in_body(manager, registry, world, exception):
     owner, user, unchanged = world
     with pytest.raises(type(exception)):
-        with RewriterContext(registry=registry):
+        with RewriterContext(rewriter_manager=manager):
             assert user.double(1) == 'rewritten' and Model().forward(1) == 'rewritten'
             raise exception
     assert unchanged()
 
 
 @pytest.mark.parametrize('exception', [ValueError('boom'), KeyboardInterrupt()])
-def test_exception_in_rewriter(registry, make_module, exception):
+def test_exception_in_rewriter(manager, registry, make_module, exception):
     owner = make_module(double=_double)
     alias = make_module(double=_double)
 
@@ -61,17 +61,18 @@ def test_exception_in_rewriter(registry, make_module, exception):
         raise exception
 
     with pytest.raises(type(exception)):
-        with RewriterContext(registry=registry):
+        with RewriterContext(rewriter_manager=manager):
             alias.double(1)
     assert owner.double is _double and alias.double is _double
 
 
 @pytest.mark.parametrize('failing_call', range(6))  # 3 targets, each then its aliases
-def test_failure_while_patching_the_nth_attribute(registry, world, monkeypatch, failing_call):
+def test_failure_while_patching_the_nth_attribute(manager, registry, world, monkeypatch,
+                                                  failing_call):
     """Targets and aliases are patched one setattr at a time; break each one in turn."""
     owner, user, unchanged = world
     calls = {'n': 0}
-    real_replace, real_aliases = context_module.replace, context_module.replace_aliases
+    real_replace, real_aliases = patching_module.replace, patching_module.replace_aliases
 
     def tick():
         if calls['n'] == failing_call:
@@ -86,24 +87,24 @@ def test_failure_while_patching_the_nth_attribute(registry, world, monkeypatch, 
         tick()
         return real_aliases(*args, **kwargs)
 
-    monkeypatch.setattr(context_module, 'replace', replace)
-    monkeypatch.setattr(context_module, 'replace_aliases', replace_aliases)
+    monkeypatch.setattr(patching_module, 'replace', replace)
+    monkeypatch.setattr(patching_module, 'replace_aliases', replace_aliases)
     with pytest.raises(KeyboardInterrupt, match='injected'):
-        with RewriterContext(registry=registry):
+        with RewriterContext(rewriter_manager=manager):
             pytest.fail('the body must not run')
     assert unchanged()
     monkeypatch.undo()
     # The lock was released: another context can open.
-    with RewriterContext(registry=registry):
+    with RewriterContext(rewriter_manager=manager):
         assert owner.double(1) == 'rewritten'
     assert unchanged()
 
 
-def test_failure_while_restoring_still_restores_the_rest(registry, world):
+def test_failure_while_restoring_still_restores_the_rest(manager, registry, world):
     owner, user, unchanged = world
     with pytest.raises(RewriterError, match='could not restore 1 patched attribute'):
-        with RewriterContext(registry=registry) as ctx:
-            first = ctx._patches[0]
+        with RewriterContext(rewriter_manager=manager) as ctx:
+            first = ctx._undo[0]
             original_restore = first.restore
 
             def broken_restore():
@@ -114,15 +115,15 @@ def test_failure_while_restoring_still_restores_the_rest(registry, world):
     assert unchanged()
 
 
-def test_lock_is_released_after_failures(registry, world):
+def test_lock_is_released_after_failures(manager, registry, world):
     owner, user, unchanged = world
     with pytest.raises(ValueError):
-        with RewriterContext(registry=registry):
+        with RewriterContext(rewriter_manager=manager):
             raise ValueError
     opened = threading.Event()
 
     def other_thread():
-        with RewriterContext(registry=registry):
+        with RewriterContext(rewriter_manager=manager):
             opened.set()
 
     thread = threading.Thread(target=other_thread)
