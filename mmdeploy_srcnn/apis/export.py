@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 import mmdeploy_srcnn
 from mmdeploy_srcnn.apis.rewrites import deploy_context
-from mmdeploy_srcnn.ops.dynamic_resize import dynamo_translation_table
+from mmdeploy_srcnn.core import RewriterContext, patch_model
 from mmdeploy_srcnn.ops.matmul_resize import \
     dynamo_translation_table as matmul_resize_translation_table
 from mmdeploy_srcnn.utils.fileio import atomic_path
@@ -63,7 +63,7 @@ def example_inputs(convention: ModelConvention) -> Tuple[Tensor, Tensor]:
 
 
 def _export_torchscript(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
-                        onnx_cfg: Any) -> None:
+                        onnx_cfg: Any, ctx: RewriterContext) -> None:
     with warnings.catch_warnings():
         # We chose this exporter explicitly in the config; torch's deprecation notice is noise.
         warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -92,7 +92,7 @@ def _dynamic_shapes(onnx_cfg: Any) -> Tuple[Optional[Dict[int, Any]], ...]:
 
 
 def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
-                   onnx_cfg: Any) -> None:
+                   onnx_cfg: Any, ctx: RewriterContext) -> None:
     exporter_log = logging.getLogger('torch.onnx._internal.exporter._registration')
     previous_level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" is not our concern
@@ -105,7 +105,7 @@ def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
                 input_names=list(onnx_cfg.input_names),
                 output_names=list(onnx_cfg.output_names),
                 dynamic_shapes=_dynamic_shapes(onnx_cfg),
-                custom_translation_table={**dynamo_translation_table(),
+                custom_translation_table={**ctx.dynamo_translation_table(),
                                           **matmul_resize_translation_table()},
                 external_data=False, optimize=True, verbose=False)
     finally:
@@ -117,7 +117,8 @@ def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
     program.save(str(path), external_data=False)
 
 
-_EXPORTERS: Dict[str, Callable[[nn.Module, Tuple[Tensor, Tensor], Path, Any], None]] = {
+Exporter = Callable[[nn.Module, Tuple[Tensor, Tensor], Path, Any, RewriterContext], None]
+_EXPORTERS: Dict[str, Exporter] = {
     'torchscript': _export_torchscript,
     'dynamo': _export_dynamo,
 }
@@ -180,10 +181,12 @@ def torch2onnx(model: nn.Module, deploy_cfg: Config, work_dir: Path) -> Path:
     convention = model_convention(deploy_cfg, model)
     args = example_inputs(convention)
     model.eval()
+    # Module rewrites replace submodules of a copy; the caller's model is never changed.
+    patched = patch_model(model, deploy_cfg, backend=deploy_cfg.backend_config.type, ir='onnx')
     with atomic_path(save_path) as tmp_path:
-        with deploy_context(deploy_cfg), torch.no_grad():
+        with deploy_context(deploy_cfg, opset=onnx_cfg.opset_version) as ctx, torch.no_grad():
             try:
-                exporter(model, args, tmp_path, onnx_cfg)
+                exporter(patched, args, tmp_path, onnx_cfg, ctx)
             except Exception as err:
                 raise ExportError(f'{onnx_cfg.exporter} export failed: {_root_cause(err)}') \
                     from err

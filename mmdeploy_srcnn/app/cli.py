@@ -24,8 +24,8 @@ from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.utils.fileio import printable
-from mmdeploy_srcnn.utils.image import (DEFAULT_MAX_BYTES, IMAGE_SUFFIXES, ImageError,
-                                        probe_image, read_image, write_image)
+from mmdeploy_srcnn.utils.image import (DEFAULT_MAX_BYTES, IMAGE_SUFFIXES, ImageError, probe_image,
+                                        read_image, write_image)
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 from .tiling import DEFAULT_TILE, MIN_TILE

@@ -9,9 +9,11 @@ constant. These operators take the factor as a Tensor instead, which becomes a g
 * TorchScript exporter: a symbolic function emitting ``Resize(x, roi='', scales)``;
 * dynamo exporter: a translation of the same node.
 
+Both are registered with :data:`~mmdeploy_srcnn.core.SYMBOLIC_REWRITER`, so they are in effect
+only while a :class:`~mmdeploy_srcnn.core.RewriterContext` is open.
+
 They are ``torch.library`` custom ops, usable directly in model code too.
 """
-import warnings
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -19,13 +21,14 @@ import torch
 from torch import Tensor
 from torch.onnx import symbolic_helper
 
+from mmdeploy_srcnn.core import SYMBOLIC_REWRITER
 from mmdeploy_srcnn.ops import interpolation
-
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 MODES = ('nearest', 'bilinear', 'bicubic')
 _OP_NAMESPACE = 'mmdeploy_srcnn'
 TORCHSCRIPT_MIN_OPSET = 11
+DYNAMO_MIN_OPSET = 18  # the translations build opset-18 onnxscript ops
 
 
 def resize_attributes(mode: str, align_corners: bool) -> Dict[str, object]:
@@ -139,12 +142,16 @@ def _full_scales(g, scales):
     return g.op('Concat', ones, scales, axis_i=0)
 
 
+@SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize',
+                                     opset=TORCHSCRIPT_MIN_OPSET)
 @symbolic_helper.parse_args('v', 'v', 's', 'b')
 def _dynamic_resize_symbolic(g, x, scales, mode, align_corners):
     empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
     return g.op('Resize', x, empty, _full_scales(g, scales), **_onnx_attrs(mode, align_corners))
 
 
+@SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
+                                     opset=TORCHSCRIPT_MIN_OPSET)
 @symbolic_helper.parse_args('v', 'v', 's', 'b')
 def _dynamic_resize_to_size_symbolic(g, x, sizes, mode, align_corners):
     empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
@@ -155,37 +162,24 @@ def _dynamic_resize_to_size_symbolic(g, x, sizes, mode, align_corners):
     return g.op('Resize', x, empty, empty, full_sizes, **_onnx_attrs(mode, align_corners))
 
 
-with warnings.catch_warnings():
-    # Part of the (deprecated, still supported) TorchScript exporter, which we support on purpose.
-    warnings.simplefilter('ignore', DeprecationWarning)
-    torch.onnx.register_custom_op_symbolic(f'{_OP_NAMESPACE}::dynamic_resize',
-                                           _dynamic_resize_symbolic, TORCHSCRIPT_MIN_OPSET)
-    torch.onnx.register_custom_op_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
-                                           _dynamic_resize_to_size_symbolic,
-                                           TORCHSCRIPT_MIN_OPSET)
-
-
 # ---- dynamo exporter ------------------------------------------------------------------------
 
-def dynamo_translation_table() -> Dict[object, object]:
-    """``custom_translation_table`` entries for ``torch.onnx.export(..., dynamo=True)``.
+@SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize', exporter='dynamo',
+                                     opset=DYNAMO_MIN_OPSET)
+def _translate_dynamic_resize(x, scales, mode: str, align_corners: bool):
+    """The same single ``Resize`` as the TorchScript symbolic."""
+    from onnxscript import opset18 as op  # imported on use: keeps importing this module cheap
 
-    Each custom op becomes the same single ``Resize`` node as with the TorchScript exporter.
-    onnxscript is imported here, not at module import, to keep importing this module cheap.
-    """
+    if scales.shape[0] == 2:  # [scale_h, scale_w] -> [1, 1, scale_h, scale_w]
+        scales = op.Concat(op.Constant(value_floats=[1.0, 1.0]), scales, axis=0)
+    return op.Resize(x, None, scales, **resize_attributes(mode, align_corners))
+
+
+@SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
+                                     exporter='dynamo', opset=DYNAMO_MIN_OPSET)
+def _translate_dynamic_resize_to_size(x, sizes, mode: str, align_corners: bool):
+    """``Resize`` with ``sizes`` from the graph, as the TorchScript symbolic."""
     from onnxscript import opset18 as op
 
-    def translate_dynamic_resize(x, scales, mode: str, align_corners: bool):
-        if scales.shape[0] == 2:  # [scale_h, scale_w] -> [1, 1, scale_h, scale_w]
-            scales = op.Concat(op.Constant(value_floats=[1.0, 1.0]), scales, axis=0)
-        return op.Resize(x, None, scales, **resize_attributes(mode, align_corners))
-
-    def translate_dynamic_resize_to_size(x, sizes, mode: str, align_corners: bool):
-        full_sizes = op.Concat(op.Shape(x, start=0, end=2), op.Cast(sizes, to=7), axis=0)
-        return op.Resize(x, None, None, full_sizes, **resize_attributes(mode, align_corners))
-
-    return {
-        torch.ops.mmdeploy_srcnn.dynamic_resize.default: translate_dynamic_resize,
-        torch.ops.mmdeploy_srcnn.dynamic_resize_to_size.default:
-            translate_dynamic_resize_to_size,
-    }
+    full_sizes = op.Concat(op.Shape(x, start=0, end=2), op.Cast(sizes, to=7), axis=0)
+    return op.Resize(x, None, None, full_sizes, **resize_attributes(mode, align_corners))

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent('''
 
     work_dir, marker = Path(sys.argv[1]), Path(sys.argv[2])
 
-    def slow_writer(model, args, path, onnx_cfg):
+    def slow_writer(model, args, path, onnx_cfg, ctx):
         with open(path, 'wb') as file:
             file.write(b'partial model bytes')
             file.flush()

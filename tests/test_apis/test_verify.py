@@ -33,8 +33,7 @@ class FakeBackend(BaseBackend):
     input_names = property(lambda self: ['input', 'factor'])
     output_names = property(lambda self: ['output'])
 
-    def run(self, inputs):
-        self._check_inputs(inputs)
+    def _run(self, inputs):
         return {'output': self.function(inputs['input'], inputs['factor'])}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from support.onnx_models import endless_loop_model
 
-from mmdeploy_srcnn.backends import BackendError, build_backend
+from mmdeploy_srcnn.backends import build_backend
 from mmdeploy_srcnn.backends.base import CANCEL_GRACE_SECONDS, BackendTimeout
 
 INPUTS = {'input': np.zeros((1, 3, 4, 4), np.float32), 'factor': np.ones(2, np.float32)}

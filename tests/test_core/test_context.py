@@ -7,15 +7,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from mmdeploy_srcnn.core import (
-    FUNCTION_REWRITER,
-    REWRITER_MANAGER,
-    MissingTargetWarning,
-    RewriterContext,
-    RewriterError,
-    RewriterManager,
-    mark,
-)
+from mmdeploy_srcnn.core import (FUNCTION_REWRITER, REWRITER_MANAGER, MissingTargetWarning,
+                                 RewriterContext, RewriterError, RewriterManager, mark)
 
 
 def _double(x):

@@ -30,14 +30,8 @@ from mmengine.config import Config
 from torch import nn
 from torch.onnx import symbolic_helper as sym_help
 
-from mmdeploy_srcnn.core import (
-    IR,
-    Backend,
-    LibVersionChecker,
-    RewriterContext,
-    RewriterManager,
-    mark,
-)
+from mmdeploy_srcnn.core import (IR, Backend, LibVersionChecker, RewriterContext, RewriterManager,
+                                 mark)
 
 PORT = RewriterManager()
 FUNCTION_REWRITER = PORT.function_rewriter

@@ -7,14 +7,8 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from mmdeploy_srcnn.core import (
-    IR,
-    Backend,
-    Checker,
-    MissingTargetWarning,
-    RewriterError,
-    patch_model,
-)
+from mmdeploy_srcnn.core import (IR, Backend, Checker, MissingTargetWarning, RewriterError,
+                                 patch_model)
 
 SRCNN = f'{codebase.__name__}.SRCNNNet'
 

@@ -3,18 +3,8 @@ import importlib.metadata
 
 import pytest
 
-from mmdeploy_srcnn.core import (
-    IR,
-    Backend,
-    BackendChecker,
-    Checker,
-    IRChecker,
-    LibVersionChecker,
-    RewriteEnv,
-    RewriterContext,
-    RewriterError,
-    collect_env,
-)
+from mmdeploy_srcnn.core import (IR, Backend, BackendChecker, Checker, IRChecker, LibVersionChecker,
+                                 RewriteEnv, RewriterContext, RewriterError, collect_env)
 
 
 def _double(x):

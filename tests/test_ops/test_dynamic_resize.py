@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmdeploy_srcnn.core import RewriterContext
 from mmdeploy_srcnn.ops import dynamic_resize, dynamic_resize_to_size
 from mmdeploy_srcnn.ops.dynamic_resize import resize_attributes
 from mmdeploy_srcnn.utils.sizes import resized_length
@@ -37,10 +38,12 @@ class ResizeToSize(torch.nn.Module):
 
 
 def _export(module, args, path, opset, second_input='factor'):
-    torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
-                      input_names=['input', second_input], output_names=['output'],
-                      dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
-                                    'output': {0: 'batch', 2: 'out_height', 3: 'out_width'}})
+    with RewriterContext(opset=opset):  # the op's symbolic exists only inside a context
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
+                          input_names=['input', second_input], output_names=['output'],
+                          dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
+                                        'output': {0: 'batch', 2: 'out_height',
+                                                   3: 'out_width'}})
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     return model, ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])

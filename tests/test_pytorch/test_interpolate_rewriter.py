@@ -12,7 +12,7 @@ def test_rewriter_is_registered_for_default_backend():
     records = [r for r in FUNCTION_REWRITER.records()
                if r.func_name == 'torch.nn.functional.interpolate' and r.backend == 'default']
     assert [(r.backend, r.ir, r.rewriter) for r in records] == [
-        ('default', 'onnx', interpolate__default)]
+        ('default', 'default', interpolate__default)]
 
 
 def test_tensor_factor_goes_to_the_dynamic_op():

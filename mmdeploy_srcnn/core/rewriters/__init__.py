@@ -2,15 +2,8 @@
 from .calls import RewriteCall
 from .checkers import BackendChecker, Checker, IRChecker, LibVersionChecker, RewriteEnv, collect_env
 from .constants import IR, Backend
-from .context import (
-    FUNCTION_REWRITER,
-    MODULE_REWRITER,
-    REWRITER_MANAGER,
-    SYMBOLIC_REWRITER,
-    RewriterContext,
-    RewriterManager,
-    patch_model,
-)
+from .context import (FUNCTION_REWRITER, MODULE_REWRITER, REWRITER_MANAGER, SYMBOLIC_REWRITER,
+                      RewriterContext, RewriterManager, patch_model)
 from .function_rewriter import FunctionRewriter
 from .module_rewriter import ModuleRewriter
 from .patching import MissingTargetWarning, RewriterError

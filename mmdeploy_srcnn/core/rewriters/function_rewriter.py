@@ -6,16 +6,8 @@ from typing import Any, Callable, List, Optional
 from .calls import RewriteCall, current_call, find_active, run_call
 from .checkers import RewriteEnv, collect_env
 from .constants import IR, Backend, NameLike
-from .patching import (
-    MissingTargetWarning,
-    Patch,
-    RewriterError,
-    TargetNotInstalled,
-    iter_module_aliases,
-    replace,
-    replace_aliases,
-    resolve,
-)
+from .patching import (MissingTargetWarning, Patch, RewriterError, TargetNotInstalled,
+                       iter_module_aliases, replace, replace_aliases, resolve)
 from .records import RewriteRecord, RewriterRegistry, check_keywords, qualname
 
 _REGISTER_PARAMETERS = ('func_name', 'backend', 'ir', 'extra_checkers')

@@ -27,15 +27,8 @@ from torch import nn
 from .checkers import collect_env
 from .constants import IR, Backend, NameLike
 from .deploy_cfg import as_config
-from .patching import (
-    PATCH_LOCK,
-    MissingTargetWarning,
-    RewriterError,
-    TargetNotInstalled,
-    replace,
-    resolve,
-    restore_all,
-)
+from .patching import (PATCH_LOCK, MissingTargetWarning, RewriterError, TargetNotInstalled, replace,
+                       resolve, restore_all)
 from .records import RewriteRecord, RewriterRegistry, check_keywords, qualname
 
 _REGISTER_PARAMETERS = ('module_type', 'backend', 'ir', 'extra_checkers')
