@@ -232,8 +232,8 @@ def _process(upscaler: Upscaler, job: Job, args: argparse.Namespace,
     """
     started = time.perf_counter()
     name = printable(job.source)
-    info = probe_image(job.source)
     max_pixels = int(args.max_megapixels * 1e6)
+    info = probe_image(job.source, max_pixels=max_pixels)
     try:
         upscaler.check_output_size((info.height, info.width), args.scale)
     except UpscaleError as err:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from mmdeploy_srcnn.backends import BackendError, build_backend
+from mmdeploy_srcnn.backends.base import BackendTimeout
 from mmdeploy_srcnn.utils.image import from_float, to_float
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
@@ -202,6 +203,10 @@ class Upscaler:
                           out=color_out)
         except TilingError as err:
             raise UpscaleError(str(err)) from None
+        except BackendTimeout:
+            raise BackendTimeout(f'{self._backend.onnx_path.name}: the model took longer than '
+                                 f'the timeout of {timeout:g} s for this image and was '
+                                 'stopped') from None
         if alpha is not None:
             resize_bicubic(alpha, scale_hw, out=out[..., -1])
         return out

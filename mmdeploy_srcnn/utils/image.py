@@ -129,17 +129,30 @@ def _probe(name: str, file: BinaryIO) -> ImageInfo:
         raise _os_error(name, err) from None
 
 
-def probe_image(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageInfo:
+def probe_image(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
+                max_pixels: Optional[int] = None) -> ImageInfo:
     """Size, channels, sample type and format of an image file, from its header only.
 
     Reads a few hundred bytes whatever the image's size, so a caller can check the size of
     what it will produce (e.g. the input times an upscale factor) before decoding anything.
 
     Raises:
-        ImageError: as :func:`read_image` for everything checked before decoding.
+        ImageError: as :func:`read_image` for everything checked before decoding (the pixel
+            limit only when ``max_pixels`` is given).
     """
+    name = printable(path)
     with _open_regular_file(path, max_bytes) as file:
-        return _probe(printable(path), file)
+        info = _probe(name, file)
+    if max_pixels is not None:
+        _check_pixels(name, info, max_pixels)
+    return info
+
+
+def _check_pixels(name: str, info: ImageInfo, max_pixels: int) -> None:
+    if info.pixels > max_pixels:
+        raise ImageError(f'{name}: {info.width}x{info.height} pixels (width x height, '
+                         f'{info.pixels / 1e6:.4g} megapixels) is over the limit of '
+                         f'{max_pixels / 1e6:g} megapixels (not decoded)')
 
 
 def _layout(height: int, width: int, channels: int, dtype: np.dtype) -> str:
@@ -199,10 +212,7 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     name = printable(path)
     with _open_regular_file(path, max_bytes) as file:
         info = _probe(name, file)
-        if info.pixels > max_pixels:
-            raise ImageError(f'{name}: {info.width}x{info.height} pixels (width x height, '
-                             f'{info.pixels / 1e6:.4g} megapixels) is over the limit of '
-                             f'{max_pixels / 1e6:g} megapixels (not decoded)')
+        _check_pixels(name, info, max_pixels)
         if info.dtype not in (np.uint8, np.uint16):
             raise ImageError(f'{name}: unsupported pixel type {info.dtype.name} '
                              '(8-bit and 16-bit images are supported)')
