@@ -1,0 +1,258 @@
+"""Choosing an inference precision: CPU features, the quality table, and the ``auto`` rule.
+
+``--precision auto`` must be fast where the CPU has reduced-precision units and never silently
+worse: it takes the fastest precision whose Y-PSNR loss against f32, measured on the built-in
+test split, is at most :data:`MAX_AUTO_LOSS_DB` at every scale of :data:`QUALITY_SCALES`, and
+only among the precisions the CPU runs natively. f32 needs nothing and is always allowed.
+
+The losses come from a *quality table* that export measures and records in the exported
+model's ``metadata_props`` under :data:`QUALITY_TABLE_KEY` (JSON, see
+:func:`parse_quality_table`). A table read from a file is untrusted input: it is checked for
+structure and sane bounds, and a bad one is refused with a :class:`QualityTableError` that
+names the problem. Torch-free, no engine imports: the decision is a pure function of the
+table, the engine name and the CPU features, so it is testable for any CPU.
+"""
+import dataclasses
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
+
+#: Every precision name the project uses (OpenVINO's spelling for the float types).
+PRECISIONS: Tuple[str, ...] = ('f32', 'bf16', 'f16', 'int8')
+#: Scales at which a reduced precision must keep its quality for ``auto`` to pick it.
+QUALITY_SCALES: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+#: Largest Y-PSNR loss against f32 (dB, at any of the scales) that ``auto`` accepts.
+MAX_AUTO_LOSS_DB = 0.02
+#: ``metadata_props`` key of the quality table in an exported model.
+QUALITY_TABLE_KEY = 'mmdeploy_srcnn.quality_table'
+QUALITY_TABLE_VERSION = 1
+
+# Fastest first, per engine, among precisions the engine runs. Measured with
+# benchmarks/int8_speed.py (notes/README_int8.md): OpenVINO's int8 convolutions beat its bf16
+# ones on a CPU with VNNI but without AMX; ONNX Runtime's int8 convolutions are slower than
+# its float ones for SRCNN's shapes (3 input channels, 3 output channels), so its int8 is never
+# a speed choice. ONNX Runtime has no bf16/f16 execution on x86 CPUs.
+SPEED_ORDER: Dict[str, Tuple[str, ...]] = {
+    'openvino': ('int8', 'bf16', 'f16', 'f32'),
+    'onnxruntime': ('f32',),
+}
+
+# Bounds for an untrusted table: generous for real data, small enough to refuse junk.
+_MAX_TABLE_CHARS = 65536
+_LOSS_BOUNDS_DB = (-1.0, 100.0)  # a reduced precision may measure a hair better than f32
+_SCALE_BOUNDS = (1.0, 16.0)
+_MAX_ENGINES, _MAX_SCALES = 16, 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuFeatures:
+    """The CPU model name and the instruction-set flags that matter for precision.
+
+    ``flags`` uses the Linux ``/proc/cpuinfo`` spelling (``avx512_bf16``, ``amx_int8`` ...).
+    """
+
+    model: str
+    flags: FrozenSet[str]
+
+    @property
+    def bf16(self) -> bool:
+        """Native bfloat16 dot products (AVX512-BF16 or AMX-BF16)."""
+        return bool({'avx512_bf16', 'amx_bf16'} & self.flags)
+
+    @property
+    def f16(self) -> bool:
+        """Native float16 arithmetic (AVX512-FP16)."""
+        return 'avx512_fp16' in self.flags
+
+    @property
+    def int8(self) -> bool:
+        """Non-saturating int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+
+        Without them x86 engines multiply u8 x s8 through a saturating 16-bit step, whose
+        results differ from the ones a quality table was measured with.
+        """
+        return bool({'avx512_vnni', 'avx_vnni', 'amx_int8'} & self.flags)
+
+    def summary(self) -> str:
+        """One line for benchmark and log output: the model and each relevant flag."""
+        wanted = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'avx512_fp16',
+                  'amx_bf16', 'amx_int8')
+        present = ', '.join(f'{flag}={"yes" if flag in self.flags else "no"}'
+                            for flag in wanted)
+        return f'{self.model} ({present})'
+
+
+def read_cpu_features(cpuinfo: Union[str, Path] = '/proc/cpuinfo') -> CpuFeatures:
+    """The CPU's features from Linux's ``/proc/cpuinfo``.
+
+    Elsewhere (no such file, or no ``flags`` line) the flags are empty, so every choice made
+    from them falls back to f32: an unknown CPU is never assumed to have fast units.
+    """
+    try:
+        text = Path(cpuinfo).read_text(encoding='utf-8', errors='replace')
+    except OSError:
+        return CpuFeatures(platform.processor() or platform.machine() or 'unknown CPU',
+                           frozenset())
+    model, flags = '', frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        key = key.strip()
+        if key == 'model name' and not model:
+            model = value.strip()
+        elif key in ('flags', 'Features') and not flags:  # 'Features' on ARM
+            flags = frozenset(value.split())
+    return CpuFeatures(model or platform.machine() or 'unknown CPU', flags)
+
+
+def native_precisions(engine: str, features: CpuFeatures) -> Tuple[str, ...]:
+    """Precisions ``engine`` runs with native units on this CPU, fastest first (f32 last)."""
+    if engine not in SPEED_ORDER:
+        raise ValueError(f'unknown engine {engine!r} (known: {", ".join(SPEED_ORDER)})')
+    has_unit = {'f32': True, 'bf16': features.bf16, 'f16': features.f16, 'int8': features.int8}
+    return tuple(p for p in SPEED_ORDER[engine] if has_unit[p])
+
+
+class QualityTableError(ValueError):
+    """A quality table that is malformed or out of bounds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityTable:
+    """Y-PSNR loss in dB against f32 (positive: worse), per engine, precision and scale."""
+
+    losses: Mapping[str, Mapping[str, Mapping[float, float]]]
+    split: str = 'builtin:test'
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON-serialisable form :func:`parse_quality_table` reads (scales as strings)."""
+        return {'version': QUALITY_TABLE_VERSION, 'metric': 'y_psnr_loss_db',
+                'split': self.split,
+                'losses': {engine: {precision: {f'{scale:g}': loss
+                                                for scale, loss in sorted(by_scale.items())}
+                                    for precision, by_scale in by_precision.items()}
+                           for engine, by_precision in self.losses.items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _fail(source: str, where: str, problem: str) -> QualityTableError:
+    return QualityTableError(f'{source}: bad quality table at {where}: {problem}')
+
+
+def _mapping(value: Any, source: str, where: str, max_items: int) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(source, where, f'expected an object, got {type(value).__name__}')
+    if len(value) > max_items:
+        raise _fail(source, where, f'{len(value)} entries, at most {max_items} allowed')
+    return value
+
+
+def _scale(key: str, source: str, where: str) -> float:
+    try:
+        scale = float(key)
+    except ValueError:
+        raise _fail(source, where, f'scale {key!r} is not a number') from None
+    low, high = _SCALE_BOUNDS
+    if not (math.isfinite(scale) and low < scale <= high):
+        raise _fail(source, where, f'scale {key!r} outside ({low:g}, {high:g}]')
+    return scale
+
+
+def _loss(value: Any, source: str, where: str) -> float:
+    low, high = _LOSS_BOUNDS_DB
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(source, where, f'loss {value!r} is not a number')
+    if not (math.isfinite(value) and low <= value <= high):
+        raise _fail(source, where, f'loss {value!r} dB outside [{low:g}, {high:g}]')
+    return float(value)
+
+
+def parse_quality_table(text: str, source: str = 'quality table') -> QualityTable:
+    """Read and validate a quality table from JSON text (``source`` names it in errors).
+
+    Format (version 1)::
+
+        {"version": 1, "metric": "y_psnr_loss_db", "split": "builtin:test",
+         "losses": {"openvino": {"int8": {"1.5": 0.012, "2": 0.015, ...},
+                                 "bf16": {...}},
+                    "onnxruntime": {"int8": {...}}}}
+
+    Engines are any names (a table may describe engines this build does not know); precisions
+    must be known names; an ``f32`` entry, if present, must be all zeros.
+    """
+    if len(text) > _MAX_TABLE_CHARS:
+        raise _fail(source, 'top level', f'{len(text)} characters, at most '
+                    f'{_MAX_TABLE_CHARS} allowed')
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _fail(source, 'top level', f'not JSON ({err})') from None
+    data = _mapping(data, source, 'top level', 8)
+    if data.get('version') != QUALITY_TABLE_VERSION:
+        raise _fail(source, 'version', f'{data.get("version")!r}, this build reads version '
+                    f'{QUALITY_TABLE_VERSION}')
+    if data.get('metric') != 'y_psnr_loss_db':
+        raise _fail(source, 'metric', f'{data.get("metric")!r}, expected \'y_psnr_loss_db\'')
+    split = data.get('split')
+    if not isinstance(split, str) or not split:
+        raise _fail(source, 'split', f'expected a non-empty string, got {split!r}')
+    losses: Dict[str, Dict[str, Dict[float, float]]] = {}
+    for engine, by_precision in _mapping(data.get('losses'), source, 'losses',
+                                         _MAX_ENGINES).items():
+        where = f'losses.{engine}'
+        losses[engine] = {}
+        for precision, by_scale in _mapping(by_precision, source, where,
+                                            len(PRECISIONS)).items():
+            if precision not in PRECISIONS:
+                raise _fail(source, where, f'unknown precision {precision!r} '
+                            f'(known: {", ".join(PRECISIONS)})')
+            where_p = f'{where}.{precision}'
+            row = {_scale(key, source, where_p): _loss(value, source, f'{where_p}.{key}')
+                   for key, value in _mapping(by_scale, source, where_p, _MAX_SCALES).items()}
+            if precision == 'f32' and any(row.values()):
+                raise _fail(source, where_p, 'f32 is the reference; its losses must be 0')
+            losses[engine][precision] = row
+    return QualityTable(losses, split)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionChoice:
+    """The chosen precision and, for logs, why each faster candidate was passed over."""
+
+    precision: str
+    passed_over: Tuple[str, ...] = ()
+
+
+def _disqualified(table: Optional[QualityTable], engine: str, precision: str,
+                  scales: Sequence[float], max_loss_db: float) -> Optional[str]:
+    """Why ``precision`` may not be chosen, or None if its losses qualify it."""
+    row = None if table is None else table.losses.get(engine, {}).get(precision)
+    if row is None:
+        return f'{precision}: no quality measured for {engine}'
+    missing = [scale for scale in scales if scale not in row]
+    if missing:
+        return f'{precision}: no quality measured at x{", x".join(f"{s:g}" for s in missing)}'
+    worst = max(scales, key=lambda scale: row[scale])
+    if row[worst] > max_loss_db:
+        return (f'{precision}: loses {row[worst]:.3f} dB at x{worst:g} '
+                f'(limit {max_loss_db:g} dB)')
+    return None
+
+
+def choose_precision(table: Optional[QualityTable], engine: str, features: CpuFeatures,
+                     max_loss_db: float = MAX_AUTO_LOSS_DB,
+                     scales: Sequence[float] = QUALITY_SCALES) -> PrecisionChoice:
+    """The ``auto`` rule: the fastest native precision of ``engine`` on this CPU whose loss is
+    at most ``max_loss_db`` at every scale; f32 when none qualifies or there is no table."""
+    passed_over = []
+    for precision in native_precisions(engine, features):
+        if precision == 'f32':
+            break
+        reason = _disqualified(table, engine, precision, scales, max_loss_db)
+        if reason is None:
+            return PrecisionChoice(precision, tuple(passed_over))
+        passed_over.append(reason)
+    return PrecisionChoice('f32', tuple(passed_over))
