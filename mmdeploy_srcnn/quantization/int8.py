@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Union
 
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                      QuantType, quantize_static)
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
 
 from mmdeploy_srcnn.utils.fileio import atomic_path
 

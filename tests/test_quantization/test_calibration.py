@@ -3,8 +3,12 @@ import numpy as np
 import pytest
 
 from mmdeploy_srcnn.datasets.protocol import make_lr
-from mmdeploy_srcnn.quantization import (DEFAULT_SCALES, builtin_calibration_set,
-                                         make_calibration_set, model_inputs)
+from mmdeploy_srcnn.quantization import (
+    DEFAULT_SCALES,
+    builtin_calibration_set,
+    make_calibration_set,
+    model_inputs,
+)
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.precision import QUALITY_SCALES
 
@@ -99,4 +103,3 @@ def test_builtin_calibration_uses_the_training_split_only(monkeypatch):
     assert requested == ['train']
     assert calibration.description['images'] == 'builtin:train'
     assert len(calibration.inputs) == 3 * len(DEFAULT_SCALES)
-

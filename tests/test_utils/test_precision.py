@@ -11,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from mmdeploy_srcnn.utils.precision import (MAX_AUTO_LOSS_DB, QUALITY_SCALES, CpuFeatures,
-                                            QualityTable, QualityTableError, choose_precision,
-                                            native_precisions, parse_quality_table,
-                                            read_cpu_features)
+from mmdeploy_srcnn.utils.precision import (
+    MAX_AUTO_LOSS_DB,
+    QUALITY_SCALES,
+    CpuFeatures,
+    QualityTable,
+    QualityTableError,
+    choose_precision,
+    native_precisions,
+    parse_quality_table,
+    read_cpu_features,
+)
 
 XEON_VNNI = CpuFeatures('Intel Xeon (Sapphire Rapids, no AMX)',
                         frozenset('avx2 avx512f avx512_vnni avx512_bf16 avx512_fp16'.split()))
