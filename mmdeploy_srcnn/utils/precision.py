@@ -2,8 +2,8 @@
 
 ``--precision auto`` must be fast where the CPU has reduced-precision units and never silently
 worse: it takes the fastest precision whose Y-PSNR loss against f32, measured on the built-in
-test split, is at most :data:`MAX_AUTO_LOSS_DB` at every scale of :data:`QUALITY_SCALES`, and
-only among the precisions the CPU runs natively. f32 needs nothing and is always allowed.
+test split, is at most :data:`MAX_AUTO_LOSS_DB` at every scale of :data:`QUALITY_SCALES`, among
+the precisions this CPU has fast units for (:class:`CpuFeatures`). f32 is always allowed.
 
 The losses come from a *quality table* that export measures and records in the exported
 model's ``metadata_props`` under :data:`QUALITY_TABLE_KEY` (JSON, see
@@ -29,11 +29,12 @@ MAX_AUTO_LOSS_DB = 0.02
 QUALITY_TABLE_KEY = 'mmdeploy_srcnn.quality_table'
 QUALITY_TABLE_VERSION = 1
 
-# Fastest first, per engine, among precisions the engine runs. Measured with
-# benchmarks/int8_speed.py (notes/README_int8.md): OpenVINO's int8 convolutions beat its bf16
-# ones on a CPU with VNNI but without AMX; ONNX Runtime's int8 convolutions are slower than
-# its float ones for SRCNN's shapes (3 input channels, 3 output channels), so its int8 is never
-# a speed choice. ONNX Runtime has no bf16/f16 execution on x86 CPUs.
+# Fastest first, per engine, among the precisions the engine runs; each needs the CPU units of
+# CpuFeatures.fast_*. Measured with benchmarks/int8_speed.py (notes/README_int8.md) on a CPU with
+# VNNI and without AMX: OpenVINO's int8 convolutions are faster than its f32 ones. On AMX CPUs
+# int8 tiles have twice the bf16 throughput, so int8 stays first (not measured here). ONNX
+# Runtime's int8 convolutions are slower than its f32 ones for SRCNN's shapes (3 input and 3
+# output channels), so its int8 is never a speed choice; it has no bf16/f16 execution on x86.
 SPEED_ORDER: Dict[str, Tuple[str, ...]] = {
     'openvino': ('int8', 'bf16', 'f16', 'f32'),
     'onnxruntime': ('f32',),
@@ -57,28 +58,29 @@ class CpuFeatures:
     flags: FrozenSet[str]
 
     @property
-    def bf16(self) -> bool:
-        """Native bfloat16 dot products (AVX512-BF16 or AMX-BF16)."""
-        return bool({'avx512_bf16', 'amx_bf16'} & self.flags)
+    def fast_bf16(self) -> bool:
+        """AMX-BF16 tiles. AVX512-BF16 alone is not enough: on such a CPU (no AMX) OpenVINO's
+        bf16 matmuls and convolutions measured slower than its f32 ones."""
+        return 'amx_bf16' in self.flags
 
     @property
-    def f16(self) -> bool:
-        """Native float16 arithmetic (AVX512-FP16)."""
-        return 'avx512_fp16' in self.flags
+    def fast_f16(self) -> bool:
+        """AMX-FP16 tiles (AVX512-FP16 alone measured slower than f32, as for bf16)."""
+        return 'amx_fp16' in self.flags
 
     @property
-    def int8(self) -> bool:
+    def fast_int8(self) -> bool:
         """Non-saturating int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8).
 
-        Without them x86 engines multiply u8 x s8 through a saturating 16-bit step, whose
-        results differ from the ones a quality table was measured with.
+        Without them x86 engines multiply u8 x s8 through a saturating 16-bit step: slower,
+        and with results that differ from the ones a quality table was measured with.
         """
         return bool({'avx512_vnni', 'avx_vnni', 'amx_int8'} & self.flags)
 
     def summary(self) -> str:
         """One line for benchmark and log output: the model and each relevant flag."""
         wanted = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'avx512_fp16',
-                  'amx_bf16', 'amx_int8')
+                  'amx_bf16', 'amx_int8', 'amx_fp16')
         present = ', '.join(f'{flag}={"yes" if flag in self.flags else "no"}'
                             for flag in wanted)
         return f'{self.model} ({present})'
@@ -106,11 +108,12 @@ def read_cpu_features(cpuinfo: Union[str, Path] = '/proc/cpuinfo') -> CpuFeature
     return CpuFeatures(model or platform.machine() or 'unknown CPU', flags)
 
 
-def native_precisions(engine: str, features: CpuFeatures) -> Tuple[str, ...]:
-    """Precisions ``engine`` runs with native units on this CPU, fastest first (f32 last)."""
+def fast_precisions(engine: str, features: CpuFeatures) -> Tuple[str, ...]:
+    """Precisions that ``engine`` runs faster than f32 on this CPU, fastest first, then f32."""
     if engine not in SPEED_ORDER:
         raise ValueError(f'unknown engine {engine!r} (known: {", ".join(SPEED_ORDER)})')
-    has_unit = {'f32': True, 'bf16': features.bf16, 'f16': features.f16, 'int8': features.int8}
+    has_unit = {'f32': True, 'bf16': features.fast_bf16, 'f16': features.fast_f16,
+                'int8': features.fast_int8}
     return tuple(p for p in SPEED_ORDER[engine] if has_unit[p])
 
 
@@ -245,10 +248,10 @@ def _disqualified(table: Optional[QualityTable], engine: str, precision: str,
 def choose_precision(table: Optional[QualityTable], engine: str, features: CpuFeatures,
                      max_loss_db: float = MAX_AUTO_LOSS_DB,
                      scales: Sequence[float] = QUALITY_SCALES) -> PrecisionChoice:
-    """The ``auto`` rule: the fastest native precision of ``engine`` on this CPU whose loss is
-    at most ``max_loss_db`` at every scale; f32 when none qualifies or there is no table."""
+    """The ``auto`` rule: the fastest precision of ``engine`` on this CPU whose loss is at most
+    ``max_loss_db`` at every scale; f32 when none qualifies or there is no table."""
     passed_over = []
-    for precision in native_precisions(engine, features):
+    for precision in fast_precisions(engine, features):
         if precision == 'f32':
             break
         reason = _disqualified(table, engine, precision, scales, max_loss_db)

@@ -1,8 +1,8 @@
 """The ``auto`` precision rule, CPU feature detection and quality-table validation.
 
 Every choice is made from features passed in explicitly, so these tests give the same result on
-any machine: one Xeon with AVX512-VNNI/BF16/FP16 (no AMX), one with AMX, and one AMD Zen 3 with
-AVX2 only.
+any machine: a Xeon with AVX512-VNNI/BF16/FP16 but no AMX, Xeons with AMX (with and without
+AMX-FP16), and an AMD Zen 3 with AVX2 only.
 """
 import json
 import subprocess
@@ -18,7 +18,7 @@ from mmdeploy_srcnn.utils.precision import (
     QualityTable,
     QualityTableError,
     choose_precision,
-    native_precisions,
+    fast_precisions,
     parse_quality_table,
     read_cpu_features,
 )
@@ -28,6 +28,7 @@ XEON_VNNI = CpuFeatures('Intel Xeon (Sapphire Rapids, no AMX)',
 XEON_AMX = CpuFeatures('Intel Xeon (AMX)',
                        frozenset('avx2 avx512f avx512_vnni avx512_bf16 avx512_fp16 amx_bf16 '
                                  'amx_int8 amx_tile'.split()))
+XEON_AMX_FP16 = CpuFeatures('Intel Xeon (AMX-FP16)', XEON_AMX.flags | {'amx_fp16'})
 ZEN3 = CpuFeatures('AMD EPYC 7B13', frozenset('avx2 fma f16c'.split()))
 
 
@@ -52,7 +53,9 @@ flags\t\t: {flags}
 
 @pytest.mark.parametrize('vendor, model, flags, bf16, int8', [
     ('GenuineIntel', 'Intel(R) Xeon(R) Processor', 'fpu avx2 avx512f avx512_vnni avx512_bf16',
-     True, True),
+     False, True),
+    ('GenuineIntel', 'Intel(R) Xeon(R) Platinum 8480+',
+     'avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8', True, True),
     ('AuthenticAMD', 'AMD EPYC 7B13 64-Core Processor', 'fpu avx2 fma f16c', False, False),
     ('GenuineIntel', 'Intel(R) Core(TM) i7-12700', 'avx2 avx_vnni', False, True),
 ])
@@ -62,7 +65,7 @@ def test_read_cpu_features_from_cpuinfo(tmp_path: Path, vendor, model, flags, bf
     features = read_cpu_features(path)
     assert features.model == model
     assert features.flags == frozenset(flags.split())
-    assert (features.bf16, features.int8) == (bf16, int8)
+    assert (features.fast_bf16, features.fast_int8) == (bf16, int8)
 
 
 def test_read_cpu_features_without_cpuinfo_has_no_flags(tmp_path: Path):
@@ -88,26 +91,29 @@ def test_module_is_torch_free():
 
 
 @pytest.mark.parametrize('features, engine, expected', [
-    (XEON_VNNI, 'openvino', ('int8', 'bf16', 'f16', 'f32')),
-    (XEON_AMX, 'openvino', ('int8', 'bf16', 'f16', 'f32')),
+    (XEON_VNNI, 'openvino', ('int8', 'f32')),
+    (XEON_AMX, 'openvino', ('int8', 'bf16', 'f32')),
+    (XEON_AMX_FP16, 'openvino', ('int8', 'bf16', 'f16', 'f32')),
     (ZEN3, 'openvino', ('f32',)),
     (XEON_VNNI, 'onnxruntime', ('f32',)),
     (ZEN3, 'onnxruntime', ('f32',)),
 ])
-def test_native_precisions(features, engine, expected):
-    assert native_precisions(engine, features) == expected
+def test_fast_precisions(features, engine, expected):
+    assert fast_precisions(engine, features) == expected
 
 
-def test_native_precisions_unknown_engine():
+def test_fast_precisions_unknown_engine():
     with pytest.raises(ValueError, match="unknown engine 'tensorrt'"):
-        native_precisions('tensorrt', XEON_VNNI)
+        fast_precisions('tensorrt', XEON_VNNI)
 
 
 @pytest.mark.parametrize('features, rows, expected', [
-    (XEON_VNNI, dict(int8=0.01, bf16=0.005), 'int8'),     # fastest qualifying
-    (XEON_VNNI, dict(int8=0.05, bf16=0.005), 'bf16'),     # int8 loses too much
-    (XEON_VNNI, dict(int8=0.05, bf16=0.03, f16=0.001), 'f16'),
-    (XEON_VNNI, dict(int8=0.05, bf16=0.03), 'f32'),       # nothing qualifies
+    (XEON_AMX, dict(int8=0.01, bf16=0.005), 'int8'),      # fastest qualifying
+    (XEON_AMX, dict(int8=0.05, bf16=0.005), 'bf16'),      # int8 loses too much
+    (XEON_AMX_FP16, dict(int8=0.05, bf16=0.03, f16=0.001), 'f16'),
+    (XEON_AMX, dict(int8=0.05, bf16=0.03, f16=0.0), 'f32'),  # no AMX-FP16: f16 not fast
+    (XEON_VNNI, dict(int8=0.01, bf16=0.0), 'int8'),
+    (XEON_VNNI, dict(int8=0.05, bf16=0.0), 'f32'),        # bf16 without AMX is not fast
     (XEON_AMX, dict(int8=0.02, bf16=0.0), 'int8'),        # the limit itself is allowed
     (ZEN3, dict(int8=0.0, bf16=0.0, f16=0.0), 'f32'),     # no units: f32 whatever the table
 ])
@@ -119,7 +125,7 @@ def test_choose_precision_checks_every_scale():
     rows = {scale: 0.0 for scale in QUALITY_SCALES}
     rows[3.5] = MAX_AUTO_LOSS_DB + 0.001
     quality = QualityTable({'openvino': {'int8': rows, 'bf16': dict.fromkeys(rows, 0.0)}})
-    choice = choose_precision(quality, 'openvino', XEON_VNNI)
+    choice = choose_precision(quality, 'openvino', XEON_AMX)
     assert choice.precision == 'bf16'
     assert choice.passed_over == ('int8: loses 0.021 dB at x3.5 (limit 0.02 dB)',)
 
