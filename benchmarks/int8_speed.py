@@ -18,7 +18,8 @@ that round. The FLOP floor of a row is the model's convolution work divided by t
 2048^3 matmul of the same engine and precision, measured in the same run (best of 5, before
 and after the rounds): ONNX Runtime MatMul (f32) and MatMulInteger (u8 x s8 -> s32); OpenVINO
 MatMul under each precision hint, and a QDQ MatMul for int8. OpenVINO's kernel names for each
-matmul and convolution (from its execution graph) show the precision that really ran. Not part of the test suite.
+matmul and convolution (from its execution graph) show the precision that really ran. Not
+part of the test suite.
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import onnx

@@ -1,13 +1,15 @@
 """Post-training static int8 quantization of an exported model's convolutions (QDQ format).
 
-The result is an ordinary ONNX file with QuantizeLinear/DequantizeLinear pairs around the
-convolutions, which ONNX Runtime and OpenVINO both run (each fuses the pairs into its own int8
-kernels). Only the convolutions are quantized (int8 weights per output channel, uint8
-activations): the resize subgraph, the size arithmetic and the global residual stay float, so
-the output size and the bicubic base image are exactly those of the float model.
+The result is an ordinary ONNX file in which each convolution reads int8 weights (one scale per
+output channel) and a uint8 activation through ``DequantizeLinear`` and writes float. OpenVINO
+compiles this into int8 convolutions. ONNX Runtime runs it correctly but as float convolutions of
+the dequantized values: it fuses only a convolution whose output is quantized too (see
+``quantize_conv_outputs``). Nothing else is quantized: the resize subgraph, the size arithmetic,
+the factor-dependent biases and the global residual stay float, so the output size and the
+bicubic base image are exactly those of the float model.
 
-``onnxruntime.quantization`` does the calibration and QDQ insertion; this module chooses the
-nodes, restores float inputs that the tool would otherwise route through int8, carries the
+``onnxruntime.quantization`` does the calibration and the QDQ insertion; this module chooses the
+nodes, gives float consumers back the float tensors the tool routed through int8, carries the
 source model's metadata over, and writes the file atomically after the ONNX checker passed.
 Torch-free.
 """
@@ -103,14 +105,18 @@ def _restore_float_inputs(model: onnx.ModelProto, quantized: Set[str]) -> int:
 
     The tool replaces a quantized activation by its dequantized copy in *every* consumer; the
     resize's output also feeds the global residual ``Add``, which must keep the exact bicubic
-    image. Returns the number of inputs restored.
+    image. Outputs of quantized nodes (with ``quantize_conv_outputs``) are meant to be read as
+    int8 and keep their copies. Returns the number of inputs restored.
     """
     nodes = model.graph.node
     made_by = {output: node for node in nodes for output in node.output}
     float_source = {}  # dequantized activation -> the float tensor it was made from
     for dequant in (node for node in nodes if node.op_type == 'DequantizeLinear'):
         quant = made_by.get(dequant.input[0])
-        if quant is not None and quant.op_type == 'QuantizeLinear':
+        if quant is None or quant.op_type != 'QuantizeLinear':
+            continue  # a weight or bias: int8 initializer -> DequantizeLinear
+        producer = made_by.get(quant.input[0])
+        if producer is None or producer.name not in quantized:
             float_source[dequant.output[0]] = quant.input[0]
     restored = 0
     for node in nodes:
@@ -126,7 +132,8 @@ def _restore_float_inputs(model: onnx.ModelProto, quantized: Set[str]) -> int:
 def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: CalibrationSet,
                   method: str = 'minmax', per_channel: bool = True,
                   symmetric_activations: bool = False,
-                  float_convs: Sequence[str] = ()) -> Path:
+                  float_convs: Sequence[str] = (),
+                  quantize_conv_outputs: bool = False) -> Path:
     """Quantize the convolutions of ``fp32_onnx`` to int8 and write ``out_path``.
 
     Args:
@@ -138,6 +145,10 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
         per_channel: one weight scale per output channel (else one per tensor).
         symmetric_activations: activation ranges symmetric around 0 (int8 activations).
         float_convs: names of ``Conv`` nodes to leave in float (see :func:`conv_names`).
+        quantize_conv_outputs: also round each convolution's output to int8 (the form ONNX
+            Runtime fuses into ``QLinearConv``). Off by default: the outputs are summed with the
+            factor-dependent bias before the ReLU, and rounding them costs more quality than
+            everything else together (notes/README_int8.md).
 
     Returns:
         ``out_path``. Its ``metadata_props`` are the source model's plus
@@ -175,10 +186,8 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
             calibrate_method=METHODS[method],
             extra_options={'ActivationSymmetric': symmetric_activations,
                            'WeightSymmetric': True,
-                           # Convolution outputs stay float: they are summed with the
-                           # factor-dependent bias before the ReLU, and an int8 step there
-                           # costs more quality than all the rest (notes/README_int8.md).
-                           'OpTypesToExcludeOutputQuantization': ['Conv'],
+                           'OpTypesToExcludeOutputQuantization': (
+                               [] if quantize_conv_outputs else ['Conv']),
                            'CalibPercentile': PERCENTILE,
                            'CalibStridedMinMax': 1})
         quantized = onnx.load(str(quantized_path))
@@ -191,6 +200,7 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
         'format': 'QDQ', 'method': method,
         'weights': f'int8 symmetric, {"per channel" if per_channel else "per tensor"}',
         'activations': 'int8 symmetric' if symmetric_activations else 'uint8 asymmetric',
+        'conv_outputs': 'int8' if quantize_conv_outputs else 'float',
         'quantized_nodes': to_quantize, 'float_convs': list(float_convs),
         'data': calibration.description,
     }, sort_keys=True)

@@ -21,6 +21,12 @@ from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple, Uni
 
 #: Every precision name the project uses (OpenVINO's spelling for the float types).
 PRECISIONS: Tuple[str, ...] = ('f32', 'bf16', 'f16', 'int8')
+#: Precisions each engine accepts. int8 means the separate int8 model file
+#: (``end2end_int8.onnx``); the float types are the engine's own precision setting.
+ENGINE_PRECISIONS: Dict[str, Tuple[str, ...]] = {
+    'onnxruntime': ('f32', 'int8'),
+    'openvino': ('f32', 'bf16', 'f16', 'int8'),
+}
 #: Scales at which a reduced precision must keep its quality for ``auto`` to pick it.
 QUALITY_SCALES: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 #: Largest Y-PSNR loss against f32 (dB, at any of the scales) that ``auto`` accepts.
@@ -108,10 +114,22 @@ def read_cpu_features(cpuinfo: Union[str, Path] = '/proc/cpuinfo') -> CpuFeature
     return CpuFeatures(model or platform.machine() or 'unknown CPU', flags)
 
 
+def check_precision(engine: str, precision: str) -> str:
+    """``precision`` if ``engine`` supports it; else ``ValueError`` naming the supported ones.
+
+    ``'auto'`` is not a precision: resolve it with :func:`choose_precision` first.
+    """
+    if engine not in ENGINE_PRECISIONS:
+        raise ValueError(f'unknown engine {engine!r} (known: {", ".join(ENGINE_PRECISIONS)})')
+    if precision not in ENGINE_PRECISIONS[engine]:
+        raise ValueError(f'precision {precision!r} is not supported on {engine} '
+                         f'(supported: {", ".join(ENGINE_PRECISIONS[engine])})')
+    return precision
+
+
 def fast_precisions(engine: str, features: CpuFeatures) -> Tuple[str, ...]:
     """Precisions that ``engine`` runs faster than f32 on this CPU, fastest first, then f32."""
-    if engine not in SPEED_ORDER:
-        raise ValueError(f'unknown engine {engine!r} (known: {", ".join(SPEED_ORDER)})')
+    check_precision(engine, 'f32')  # an unknown engine: the error names the known ones
     has_unit = {'f32': True, 'bf16': features.fast_bf16, 'f16': features.fast_f16,
                 'int8': features.fast_int8}
     return tuple(p for p in SPEED_ORDER[engine] if has_unit[p])

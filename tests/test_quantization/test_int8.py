@@ -140,6 +140,24 @@ def test_float_convs_stay_float(fp32_onnx, calibration, tmp_path):
         'float_convs'] == [last]
 
 
+def test_quantized_conv_outputs_feed_int8_to_the_next_node(fp32_onnx, calibration, tmp_path):
+    path = quantize_int8(fp32_onnx, tmp_path / 'int8.onnx', calibration,
+                         quantize_conv_outputs=True)
+    model = onnx.load(str(path))
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    read_by = {}
+    for node in model.graph.node:
+        for name in node.input:
+            read_by.setdefault(name, []).append(node)
+    for name in conv_names(model):
+        conv = next(node for node in model.graph.node if node.name == name)
+        assert [node.op_type for node in read_by[conv.output[0]]] == ['QuantizeLinear']
+    # the residual still adds the float resize output, not an int8 copy of it
+    residual = made_by[model.graph.output[0].name]  # Add(conv3 output, upsampled image)
+    assert made_by[residual.input[0]].op_type == 'DequantizeLinear'
+    assert made_by[residual.input[1]].op_type not in _QDQ
+
+
 @pytest.mark.parametrize('method', sorted(METHODS))
 def test_every_method_gives_a_valid_model(fp32_onnx, calibration, method, tmp_path):
     few = CalibrationSet(calibration.inputs[:12], calibration.description)

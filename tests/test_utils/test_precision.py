@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from mmdeploy_srcnn.utils.precision import (
+    ENGINE_PRECISIONS,
     MAX_AUTO_LOSS_DB,
     QUALITY_SCALES,
+    SPEED_ORDER,
     CpuFeatures,
     QualityTable,
     QualityTableError,
+    check_precision,
     choose_precision,
     fast_precisions,
     parse_quality_table,
@@ -100,6 +103,32 @@ def test_module_is_torch_free():
 ])
 def test_fast_precisions(features, engine, expected):
     assert fast_precisions(engine, features) == expected
+
+
+def test_speed_order_lists_supported_precisions_only():
+    assert set(SPEED_ORDER) == set(ENGINE_PRECISIONS)
+    for engine, order in SPEED_ORDER.items():
+        assert set(order) <= set(ENGINE_PRECISIONS[engine]) and order[-1] == 'f32'
+
+
+@pytest.mark.parametrize('engine, precision', [('onnxruntime', 'f32'), ('onnxruntime', 'int8'),
+                                               ('openvino', 'bf16'), ('openvino', 'int8')])
+def test_check_precision_accepts(engine, precision):
+    assert check_precision(engine, precision) == precision
+
+
+@pytest.mark.parametrize('engine, precision, message', [
+    ('onnxruntime', 'bf16', "precision 'bf16' is not supported on onnxruntime "
+                            '(supported: f32, int8)'),
+    ('openvino', 'fp16', "precision 'fp16' is not supported on openvino "
+                         '(supported: f32, bf16, f16, int8)'),
+    ('openvino', 'auto', "precision 'auto' is not supported"),
+    ('tensorrt', 'f32', "unknown engine 'tensorrt' (known: onnxruntime, openvino)"),
+])
+def test_check_precision_rejects(engine, precision, message):
+    with pytest.raises(ValueError) as info:
+        check_precision(engine, precision)
+    assert message in str(info.value)
 
 
 def test_fast_precisions_unknown_engine():
