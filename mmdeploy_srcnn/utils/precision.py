@@ -51,6 +51,7 @@ _MAX_TABLE_CHARS = 65536
 _LOSS_BOUNDS_DB = (-1.0, 100.0)  # a reduced precision may measure a hair better than f32
 _SCALE_BOUNDS = (1.0, 16.0)
 _MAX_ENGINES, _MAX_SCALES = 16, 64
+_DECIMALS = 4  # 0.1 mdB: far below the evaluation's resolution, keeps the metadata short
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,10 +148,11 @@ class QualityTable:
     split: str = 'builtin:test'
 
     def to_dict(self) -> Dict[str, Any]:
-        """The JSON-serialisable form :func:`parse_quality_table` reads (scales as strings)."""
+        """The JSON-serialisable form :func:`parse_quality_table` reads (scales as strings,
+        losses rounded to 4 decimals)."""
         return {'version': QUALITY_TABLE_VERSION, 'metric': 'y_psnr_loss_db',
                 'split': self.split,
-                'losses': {engine: {precision: {f'{scale:g}': loss
+                'losses': {engine: {precision: {f'{scale:g}': round(loss, _DECIMALS)
                                                 for scale, loss in sorted(by_scale.items())}
                                     for precision, by_scale in by_precision.items()}
                            for engine, by_precision in self.losses.items()}}

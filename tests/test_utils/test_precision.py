@@ -185,6 +185,11 @@ def test_quality_table_json_round_trip():
     assert json.loads(original.to_json())['losses']['openvino']['int8']['1.5'] == 0.031
 
 
+def test_quality_table_json_rounds_losses_to_four_decimals():
+    parsed = parse_quality_table(table(int8=0.0123456).to_json())
+    assert parsed.losses['openvino']['int8'][2.0] == 0.0123
+
+
 def valid_table() -> dict:
     return table(int8=0.01).to_dict()
 
