@@ -12,14 +12,15 @@ For each float model (default: the matmul-resize and the plain-Resize exports of
   file, f32 hint: the convolutions run in int8, everything else in f32).
 
 Rounds are interleaved (every configuration once per round, after 2 warm-up runs each), so a
-load change on a shared machine hits all of them alike; the table gives the median over rounds
-and ``vs f32``, the median over rounds of the time divided by the same engine's f32 time in
-that round. The FLOP floor of a row is the model's convolution work divided by the peak of a
-2048^3 matmul of the same engine and precision, measured in the same run (best of 5, before
-and after the rounds): ONNX Runtime MatMul (f32) and MatMulInteger (u8 x s8 -> s32); OpenVINO
-MatMul under each precision hint, and a QDQ MatMul for int8. OpenVINO's kernel names for each
-matmul and convolution (from its execution graph) show the precision that really ran. Not
-part of the test suite.
+load change on a shared machine hits all of them alike. The table gives the median over rounds;
+``vs f32``, the median over rounds of the time divided by the same engine's f32 time in that
+round; ``vs ORT f32``, the same against ONNX Runtime f32 (the app's default engine). The FLOP
+floor of a row is the model's convolution work divided by the peak of a 2048^3 matmul of the
+same engine and precision, measured in the same run (best of 5, before and after the rounds):
+ONNX Runtime MatMul (f32) and MatMulInteger (u8 x s8 -> s32); OpenVINO MatMul under each
+precision hint, and a QDQ MatMul for int8. OpenVINO's kernel names for each matmul and
+convolution (from its execution graph) show the precision that really ran. Not part of the
+test suite.
 """
 import argparse
 import json
@@ -184,18 +185,23 @@ def interleaved(runners: Dict[Tuple[str, str], Runner], rounds: int) -> Dict[Tup
     return times
 
 
+def paired_ratio(seconds: List[float], base: List[float]) -> float:
+    """Median over rounds of the time divided by the base configuration's in the same round."""
+    return statistics.median(t / b for t, b in zip(seconds, base))
+
+
 def rows_for(name: str, fp32: Path, times: Dict[Tuple, List], peaks: Dict[Tuple, float]
              ) -> List[Dict]:
     out_pixels = int(SHAPE[2] * SCALE) * int(SHAPE[3] * SCALE)
     flop = FLOP_PER_MAC * conv_macs_per_output_pixel(fp32) * out_pixels
     rows = []
     for (engine, precision), seconds in times.items():
-        base = times[(engine, 'f32')]
         floor = flop / (peaks[(engine, precision)] * 1e9)
         median = statistics.median(seconds)
         rows.append({'model': name, 'engine': engine, 'precision': precision,
                      'median_ms': median * 1e3,
-                     'vs_f32': statistics.median(t / b for t, b in zip(seconds, base)),
+                     'vs_f32': paired_ratio(seconds, times[(engine, 'f32')]),
+                     'vs_default': paired_ratio(seconds, times[('onnxruntime', 'f32')]),
                      'floor_ms': floor * 1e3, 'vs_floor': median / floor,
                      'gop_per_s': flop / median / 1e9})
     return rows
@@ -239,11 +245,12 @@ def main() -> int:
               f'   {", ".join(matmul_kernels.get(f"{key[0]} {key[1]}", []))}')
     print(f'\n1x{SHAPE[1]}x{SHAPE[2]}x{SHAPE[3]} -> x{SCALE:g}, medians of {args.rounds} '
           'interleaved rounds')
-    print(f'{"model":<22}{"engine":<13}{"prec":<6}{"ms":>8}{"vs f32":>8}{"floor ms":>10}'
-          f'{"vs floor":>10}{"GOP/s":>8}')
+    print(f'{"model":<22}{"engine":<13}{"prec":<6}{"ms":>8}{"vs f32":>8}{"vs ORT f32":>11}'
+          f'{"floor ms":>10}{"vs floor":>10}{"GOP/s":>8}')
     for row in table:
         print(f'{row["model"]:<22}{row["engine"]:<13}{row["precision"]:<6}'
-              f'{row["median_ms"]:>8.1f}{row["vs_f32"]:>8.2f}{row["floor_ms"]:>10.1f}'
+              f'{row["median_ms"]:>8.1f}{row["vs_f32"]:>8.2f}{row["vs_default"]:>11.2f}'
+              f'{row["floor_ms"]:>10.1f}'
               f'{row["vs_floor"]:>10.2f}{row["gop_per_s"]:>8.0f}')
     for name, result in results.items():
         for key, kernels in result['conv_kernels'].items():
