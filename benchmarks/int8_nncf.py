@@ -91,7 +91,7 @@ def main() -> int:
     metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     calibration = builtin_calibration_set(ModelConvention.from_metadata(metadata))
     makers = {
-        'onnxruntime.quantization (shipped)':
+        'onnxruntime.quantization':
             lambda out: quantize_int8(fp32, out, calibration),
         'NNCF defaults': lambda out: nncf_quantize(fp32, out, calibration, tuned=False),
         'NNCF tuned': lambda out: nncf_quantize(fp32, out, calibration, tuned=True),
