@@ -100,13 +100,13 @@ def _check_calibration_inputs(model: onnx.ModelProto, calibration: CalibrationSe
                                     f'the model takes {expected}')
 
 
-def _restore_float_inputs(model: onnx.ModelProto, quantized: Set[str]) -> int:
+def _restore_float_inputs(model: onnx.ModelProto, quantized: Set[str]) -> None:
     """Give float nodes back the float tensors that QDQ insertion routed through int8.
 
     The tool replaces a quantized activation by its dequantized copy in *every* consumer; the
     resize's output also feeds the global residual ``Add``, which must keep the exact bicubic
     image. Outputs of quantized nodes (with ``quantize_conv_outputs``) are meant to be read as
-    int8 and keep their copies. Returns the number of inputs restored.
+    int8 and keep their copies.
     """
     nodes = model.graph.node
     made_by = {output: node for node in nodes for output in node.output}
@@ -118,15 +118,12 @@ def _restore_float_inputs(model: onnx.ModelProto, quantized: Set[str]) -> int:
         producer = made_by.get(quant.input[0])
         if producer is None or producer.name not in quantized:
             float_source[dequant.output[0]] = quant.input[0]
-    restored = 0
     for node in nodes:
         if node.name in quantized or node.op_type in _QDQ_OPS:
             continue
         for index, name in enumerate(node.input):
             if name in float_source:
                 node.input[index] = float_source[name]
-                restored += 1
-    return restored
 
 
 def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: CalibrationSet,
@@ -148,7 +145,7 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
         quantize_conv_outputs: also round each convolution's output to int8 (the form ONNX
             Runtime fuses into ``QLinearConv``). Off by default: the outputs are summed with the
             factor-dependent bias before the ReLU, and rounding them costs more quality than
-            everything else together (notes/README_int8.md).
+            everything else together (``benchmarks/int8_quality.py --ablation``).
 
     Returns:
         ``out_path``. Its ``metadata_props`` are the source model's plus
@@ -157,7 +154,8 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
 
     Raises:
         QuantizationError: unknown method or node names, no convolution left to quantize, an
-            already quantized model, or a result the ONNX checker rejects.
+            already quantized model, calibration samples the model cannot run, or a result the
+            ONNX checker rejects.
     """
     source, out_path = Path(fp32_onnx), Path(out_path)
     if method not in METHODS:
@@ -178,18 +176,22 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
     activation_type = QuantType.QInt8 if symmetric_activations else QuantType.QUInt8
     with tempfile.TemporaryDirectory(prefix='int8.') as tmp:
         quantized_path = Path(tmp) / 'quantized.onnx'
-        quantize_static(
-            model, quantized_path, _Samples(calibration.inputs),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
-            nodes_to_quantize=to_quantize, per_channel=per_channel,
-            activation_type=activation_type, weight_type=QuantType.QInt8,
-            calibrate_method=METHODS[method],
-            extra_options={'ActivationSymmetric': symmetric_activations,
-                           'WeightSymmetric': True,
-                           'OpTypesToExcludeOutputQuantization': (
-                               [] if quantize_conv_outputs else ['Conv']),
-                           'CalibPercentile': PERCENTILE,
-                           'CalibStridedMinMax': 1})
+        try:
+            quantize_static(
+                model, quantized_path, _Samples(calibration.inputs),
+                quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
+                nodes_to_quantize=to_quantize, per_channel=per_channel,
+                activation_type=activation_type, weight_type=QuantType.QInt8,
+                calibrate_method=METHODS[method],
+                extra_options={'ActivationSymmetric': symmetric_activations,
+                               'WeightSymmetric': True,
+                               'OpTypesToExcludeOutputQuantization': (
+                                   [] if quantize_conv_outputs else ['Conv']),
+                               'CalibPercentile': PERCENTILE,
+                               'CalibStridedMinMax': 1})
+        except Exception as err:  # ORT's own exception types from calibration runs, and others
+            raise QuantizationError(f'{source.name}: quantization failed: '
+                                    f'{str(err).strip().splitlines()[0]}') from err
         quantized = onnx.load(str(quantized_path))
     _restore_float_inputs(quantized, set(to_quantize))
 

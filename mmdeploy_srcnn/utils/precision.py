@@ -36,11 +36,11 @@ QUALITY_TABLE_KEY = 'mmdeploy_srcnn.quality_table'
 QUALITY_TABLE_VERSION = 1
 
 # Fastest first, per engine, among the precisions the engine runs; each needs the CPU units of
-# CpuFeatures.fast_*. Measured with benchmarks/int8_speed.py (notes/README_int8.md) on a CPU with
-# VNNI and without AMX: OpenVINO's int8 convolutions are faster than its f32 ones. On AMX CPUs
-# int8 tiles have twice the bf16 throughput, so int8 stays first (not measured here). ONNX
-# Runtime's int8 convolutions are slower than its f32 ones for SRCNN's shapes (3 input and 3
-# output channels), so its int8 is never a speed choice; it has no bf16/f16 execution on x86.
+# CpuFeatures.fast_*. Measured with benchmarks/int8_speed.py on a CPU with VNNI and without
+# AMX: OpenVINO's int8 convolutions are faster than its f32 ones. On AMX CPUs int8 tiles have
+# twice the bf16 throughput, so int8 stays first (not measured here). ONNX Runtime's int8
+# convolutions are slower than its f32 ones for SRCNN's shapes (3 input and 3 output channels),
+# so its int8 is never a speed choice; it has no bf16/f16 execution on x86.
 SPEED_ORDER: Dict[str, Tuple[str, ...]] = {
     'openvino': ('int8', 'bf16', 'f16', 'f32'),
     'onnxruntime': ('f32',),

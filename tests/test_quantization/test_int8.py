@@ -166,12 +166,15 @@ def test_every_method_gives_a_valid_model(fp32_onnx, calibration, method, tmp_pa
     assert run('onnxruntime', path, 2.0).shape == run('onnxruntime', fp32_onnx, 2.0).shape
 
 
-def bad_calibration() -> CalibrationSet:
+def bad_calibration(defect: str) -> CalibrationSet:
+    """One sample with renamed inputs, or with a float64 image the model cannot take."""
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     good = make_calibration_set({'x': image}, ModelConvention(), 'synthetic', scales=[2.0],
                                 patch=32, patches_per_image=1)
-    renamed = {'image': good.inputs[0]['input'], 'factor': good.inputs[0]['factor']}
-    return CalibrationSet((renamed,), good.description)
+    pixels, factor = good.inputs[0]['input'], good.inputs[0]['factor']
+    sample = ({'image': pixels, 'factor': factor} if defect == 'names'
+              else {'input': pixels.astype(np.float64), 'factor': factor})
+    return CalibrationSet((sample,), good.description)
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -179,8 +182,9 @@ def bad_calibration() -> CalibrationSet:
     (dict(float_convs=['/conv9/Conv']), "float_convs ['/conv9/Conv'] are not Conv nodes"),
     (dict(float_convs=['/conv1/Conv', '/conv2/Conv', '/conv3/Conv']),
      'no Conv node left to quantize'),
-    (dict(calibration=bad_calibration()),
+    (dict(calibration=bad_calibration('names')),
      "calibration sample 0 has inputs ['factor', 'image'], the model takes ['factor', 'input']"),
+    (dict(calibration=bad_calibration('dtype')), 'end2end.onnx: quantization failed: '),
 ])
 def test_bad_requests_are_refused_and_write_nothing(fp32_onnx, calibration, kwargs, message,
                                                     tmp_path):
