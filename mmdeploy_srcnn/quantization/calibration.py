@@ -16,9 +16,7 @@ import numpy as np
 from mmdeploy_srcnn.datasets.protocol import make_lr
 from mmdeploy_srcnn.utils.image import to_float
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
-
-#: Upscale factors the app is verified on; calibration covers all of them.
-DEFAULT_SCALES: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+from mmdeploy_srcnn.utils.precision import QUALITY_SCALES
 
 ModelInputs = Dict[str, np.ndarray]
 
@@ -53,14 +51,15 @@ def model_inputs(lr: np.ndarray, scale: float, convention: ModelConvention) -> M
 
 
 def make_calibration_set(images: Mapping[str, np.ndarray], convention: ModelConvention,
-                         source: str, scales: Sequence[float] = DEFAULT_SCALES,
+                         source: str, scales: Sequence[float] = QUALITY_SCALES,
                          patch: int = 96, patches_per_image: int = 2,
                          seed: int = 0) -> CalibrationSet:
     """LR samples from seeded random ``patch`` x ``patch`` HR crops of ``images``.
 
-    Each crop is degraded at every scale in ``scales`` (``len(images) * patches_per_image *
-    len(scales)`` samples). ``source`` names the images in the description (e.g. the split).
-    Images smaller than ``patch`` raise ``ValueError``: a crop would not be the size asked for.
+    Each crop is degraded at every scale in ``scales`` (by default the scales whose quality
+    ``--precision auto`` checks): ``len(images) * patches_per_image * len(scales)`` samples.
+    ``source`` names the images in the description (e.g. the split). Images smaller than
+    ``patch`` raise ``ValueError``: a crop would not be the size asked for.
     """
     if patch < 8 or patches_per_image < 1:
         raise ValueError(f'need patch >= 8 and patches_per_image >= 1, got {patch} and '

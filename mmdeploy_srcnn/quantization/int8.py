@@ -29,6 +29,7 @@ from onnxruntime.quantization import (
 )
 
 from mmdeploy_srcnn.utils.fileio import atomic_path
+from mmdeploy_srcnn.utils.precision import PRECISION_KEY
 
 from .calibration import CalibrationSet, ModelInputs
 
@@ -41,8 +42,7 @@ METHODS: Dict[str, CalibrationMethod] = {
 }
 #: The ``'percentile'`` method's range: the central 99.99 % of each activation's values.
 PERCENTILE = 99.99
-#: ``metadata_props`` keys added to the quantized model.
-PRECISION_KEY = 'mmdeploy_srcnn.precision'
+#: ``metadata_props`` key of the calibration record in the quantized model.
 CALIBRATION_KEY = 'mmdeploy_srcnn.int8_calibration'
 _QDQ_OPS = ('QuantizeLinear', 'DequantizeLinear')
 

@@ -33,6 +33,8 @@ QUALITY_SCALES: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 MAX_AUTO_LOSS_DB = 0.02
 #: ``metadata_props`` key of the quality table in an exported model.
 QUALITY_TABLE_KEY = 'mmdeploy_srcnn.quality_table'
+#: ``metadata_props`` key naming a model file's precision; absent means f32.
+PRECISION_KEY = 'mmdeploy_srcnn.precision'
 QUALITY_TABLE_VERSION = 1
 
 # Fastest first, per engine, among the precisions the engine runs; each needs the CPU units of
@@ -113,6 +115,12 @@ def read_cpu_features(cpuinfo: Union[str, Path] = '/proc/cpuinfo') -> CpuFeature
         elif key in ('flags', 'Features') and not flags:  # 'Features' on ARM
             flags = frozenset(value.split())
     return CpuFeatures(model or platform.machine() or 'unknown CPU', flags)
+
+
+def int8_model_path(onnx_path: Union[str, Path]) -> Path:
+    """Where the int8 model of a float model lives: ``end2end.onnx`` -> ``end2end_int8.onnx``."""
+    path = Path(onnx_path)
+    return path.with_name(f'{path.stem}_int8{path.suffix}')
 
 
 def check_precision(engine: str, precision: str) -> str:

@@ -4,7 +4,6 @@ import pytest
 
 from mmdeploy_srcnn.datasets.protocol import make_lr
 from mmdeploy_srcnn.quantization import (
-    DEFAULT_SCALES,
     builtin_calibration_set,
     make_calibration_set,
     model_inputs,
@@ -18,16 +17,12 @@ def images(count: int = 2, size=(120, 150)) -> dict:
     return {f'image{i}': rng.integers(0, 256, size + (3,), dtype=np.uint8) for i in range(count)}
 
 
-def test_calibration_covers_the_quality_scales():
-    assert DEFAULT_SCALES == QUALITY_SCALES
-
-
 def test_samples_are_lr_images_with_their_factor():
     calibration = make_calibration_set(images(), ModelConvention(), source='synthetic',
                                        patch=96, patches_per_image=3)
-    assert len(calibration.inputs) == 2 * 3 * len(DEFAULT_SCALES)
+    assert len(calibration.inputs) == 2 * 3 * len(QUALITY_SCALES)
     for index, sample in enumerate(calibration.inputs):
-        scale = DEFAULT_SCALES[index % len(DEFAULT_SCALES)]
+        scale = QUALITY_SCALES[index % len(QUALITY_SCALES)]
         np.testing.assert_array_equal(sample['factor'], np.array([scale, scale], np.float32))
         # make_lr's LR size for a 96 px patch: the side rounded to the scale's grid
         lr_shape = make_lr(np.zeros((96, 96, 3), np.uint8), scale)[1].shape[:2]
@@ -102,4 +97,4 @@ def test_builtin_calibration_uses_the_training_split_only(monkeypatch):
     calibration = builtin_calibration_set(ModelConvention(), patch=64, patches_per_image=1)
     assert requested == ['train']
     assert calibration.description['images'] == 'builtin:train'
-    assert len(calibration.inputs) == 3 * len(DEFAULT_SCALES)
+    assert len(calibration.inputs) == 3 * len(QUALITY_SCALES)

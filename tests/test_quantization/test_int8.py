@@ -17,7 +17,6 @@ from mmdeploy_srcnn.models import load_checkpoint
 from mmdeploy_srcnn.quantization import (
     CALIBRATION_KEY,
     METHODS,
-    PRECISION_KEY,
     CalibrationSet,
     QuantizationError,
     builtin_calibration_set,
@@ -30,6 +29,7 @@ from mmdeploy_srcnn.registry import MODELS
 from mmdeploy_srcnn.utils.config import load_deploy_config
 from mmdeploy_srcnn.utils.metrics import psnr
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.precision import PRECISION_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / 'checkpoints' / 'srcnn_multiscale.pth'

@@ -22,6 +22,7 @@ from mmdeploy_srcnn.utils.precision import (
     check_precision,
     choose_precision,
     fast_precisions,
+    int8_model_path,
     parse_quality_table,
     read_cpu_features,
 )
@@ -103,6 +104,10 @@ def test_module_is_torch_free():
 ])
 def test_fast_precisions(features, engine, expected):
     assert fast_precisions(engine, features) == expected
+
+
+def test_int8_model_path_is_next_to_the_float_model():
+    assert int8_model_path('work/end2end.onnx') == Path('work/end2end_int8.onnx')
 
 
 def test_speed_order_lists_supported_precisions_only():
