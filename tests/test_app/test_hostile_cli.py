@@ -241,8 +241,7 @@ def test_scales_are_read_strictly(capsys, srcnn_onnx, tmp_path, scale):
     assert len(err) == 1 and err[0].startswith('srcnn-upscale: error: argument --scale: ')
 
 
-def test_an_output_appearing_during_the_run_is_not_replaced(capsys, srcnn_onnx, tmp_path,
-                                                             monkeypatch):
+def test_output_appearing_during_the_run_is_kept(capsys, srcnn_onnx, tmp_path, monkeypatch):
     source, output = _photo(tmp_path / 'p.png', 8, 8), tmp_path / 'o.png'
     real = Upscaler.upscale
 
