@@ -20,13 +20,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Union
 
 import onnx
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                      QuantType, quantize_static)
 
 from mmdeploy_srcnn.utils.fileio import atomic_path
 from mmdeploy_srcnn.utils.precision import PRECISION_KEY

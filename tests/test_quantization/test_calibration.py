@@ -3,11 +3,7 @@ import numpy as np
 import pytest
 
 from mmdeploy_srcnn.datasets.protocol import make_lr
-from mmdeploy_srcnn.quantization import (
-    builtin_calibration_set,
-    make_calibration_set,
-    model_inputs,
-)
+from mmdeploy_srcnn.quantization import builtin_calibration_set, make_calibration_set, model_inputs
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.precision import QUALITY_SCALES
 

@@ -11,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mmdeploy_srcnn.utils.precision import (
-    ENGINE_PRECISIONS,
-    MAX_AUTO_LOSS_DB,
-    QUALITY_SCALES,
-    SPEED_ORDER,
-    CpuFeatures,
-    QualityTable,
-    QualityTableError,
-    check_precision,
-    choose_precision,
-    fast_precisions,
-    int8_model_path,
-    parse_quality_table,
-    read_cpu_features,
-)
+from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, MAX_AUTO_LOSS_DB, QUALITY_SCALES,
+                                            SPEED_ORDER, CpuFeatures, QualityTable,
+                                            QualityTableError, check_precision, choose_precision,
+                                            fast_precisions, int8_model_path, parse_quality_table,
+                                            read_cpu_features)
 
 XEON_VNNI = CpuFeatures('Intel Xeon (Sapphire Rapids, no AMX)',
                         frozenset('avx2 avx512f avx512_vnni avx512_bf16 avx512_fp16'.split()))
