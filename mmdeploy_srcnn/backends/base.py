@@ -144,6 +144,28 @@ class BaseBackend(abc.ABC):
                                f'the model takes {self.input_names})')
 
 
+def check_precision_option(engine: str, precision: Any) -> None:
+    """The ``precision`` option: one the engine runs (the error names the supported ones)."""
+    from mmdeploy_srcnn.utils.precision import check_precision
+
+    try:
+        check_precision(engine, precision)
+    except ValueError as err:
+        raise BackendError(f'backend_config.precision: {err}') from None
+
+
+def check_file_precision(onnx_path: Path, metadata: Mapping[str, str], precision: str) -> None:
+    """An int8 precision needs an int8 model file, and a float one a float file."""
+    from mmdeploy_srcnn.utils.precision import PRECISION_KEY
+
+    file_int8 = metadata.get(PRECISION_KEY) == 'int8'
+    if file_int8 != (precision == 'int8'):
+        kind = 'an int8' if file_int8 else 'a float'
+        raise BackendError(f'{onnx_path}: {kind} model cannot run at precision {precision!r}'
+                           + (' (int8 runs the end2end_int8.onnx written by the deploy tool)'
+                              if precision == 'int8' else ''))
+
+
 def check_threads(threads: Any) -> None:
     """The ``threads`` option every engine takes: None or an int >= 1."""
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)

@@ -6,7 +6,8 @@ import onnxruntime as ort
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import BackendError, BaseBackend, PathLike, check_choice, check_threads, first_line
+from .base import (BackendError, BaseBackend, PathLike, check_choice, check_file_precision,
+                   check_precision_option, check_threads, first_line)
 
 OPTIMIZATION_LEVELS = {
     'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -38,12 +39,17 @@ class ONNXRuntimeBackend(BaseBackend):
         onnx_path: the model file.
         threads: intra-op threads; ``None`` lets ONNX Runtime choose.
         optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+        precision: ``'f32'``, or ``'int8'`` for an int8 model file (ONNX Runtime has no
+            reduced-precision float execution on x86 CPUs).
         allow_external_data: let the model keep weights in files of its folder.
     """
 
     def __init__(self, onnx_path: PathLike, threads: Optional[int] = None,
-                 optimization_level: str = 'all', allow_external_data: bool = False) -> None:
+                 optimization_level: str = 'all', precision: str = 'f32',
+                 allow_external_data: bool = False) -> None:
         super().__init__(onnx_path, allow_external_data)
+        check_file_precision(self.onnx_path, self.metadata, precision)
+        self.precision = precision
         self._run_options = ort.RunOptions()
         options = session_options(threads, optimization_level)
         try:
@@ -59,6 +65,7 @@ class ONNXRuntimeBackend(BaseBackend):
         check_threads(options.get('threads'))
         check_choice('optimization_level', options.get('optimization_level', 'all'),
                      OPTIMIZATION_LEVELS)
+        check_precision_option('onnxruntime', options.get('precision', 'f32'))
 
     @property
     def input_names(self) -> List[str]:

@@ -9,10 +9,10 @@ import numpy as np
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import BackendError, BaseBackend, PathLike, check_choice, check_threads, first_line
+from .base import (BackendError, BaseBackend, PathLike, check_choice, check_file_precision,
+                   check_precision_option, check_threads, first_line)
 
 PERFORMANCE_HINTS = ('LATENCY', 'THROUGHPUT', 'CUMULATIVE_THROUGHPUT')
-PRECISIONS = ('f32', 'bf16', 'f16')
 
 
 @BACKENDS.register_module(name='openvino')
@@ -25,8 +25,10 @@ class OpenVINOBackend(BaseBackend):
         threads: inference threads; ``None`` lets OpenVINO choose.
         performance_hint: ``'LATENCY'`` (one image at a time, the app's case) or
             ``'THROUGHPUT'``.
-        precision: inference precision. OpenVINO's own default on CPUs with bfloat16 support
-            is ``'bf16'``; we default to ``'f32'``.
+        precision: ``'f32'`` (the default here), ``'bf16'`` or ``'f16'`` (OpenVINO's
+            ``INFERENCE_PRECISION_HINT``), ``'int8'`` (an int8 model file, its float parts in
+            f32), or ``'default'``: no hint, OpenVINO's own choice (bf16 on CPUs with bf16
+            instructions).
         allow_external_data: let the model keep weights in files of its folder.
     """
 
@@ -34,10 +36,13 @@ class OpenVINOBackend(BaseBackend):
                  performance_hint: str = 'LATENCY', precision: str = 'f32',
                  allow_external_data: bool = False) -> None:
         super().__init__(onnx_path, allow_external_data)
+        check_file_precision(self.onnx_path, self.metadata, precision)
+        self.precision = precision
         import openvino
 
-        properties = {'PERFORMANCE_HINT': performance_hint,
-                      'INFERENCE_PRECISION_HINT': precision}
+        properties = {'PERFORMANCE_HINT': performance_hint}
+        if precision != 'default':
+            properties['INFERENCE_PRECISION_HINT'] = 'f32' if precision == 'int8' else precision
         if threads is not None:
             properties['INFERENCE_NUM_THREADS'] = threads
         try:
@@ -68,7 +73,7 @@ class OpenVINOBackend(BaseBackend):
         check_threads(options.get('threads'))
         check_choice('performance_hint', options.get('performance_hint', 'LATENCY'),
                      PERFORMANCE_HINTS)
-        check_choice('precision', options.get('precision', 'f32'), PRECISIONS)
+        check_precision_option('openvino', options.get('precision', 'f32'))
         device = options.get('device', 'CPU')
         if not isinstance(device, str) or not device:
             raise BackendError(f'backend_config.device: must be an OpenVINO device name such '

@@ -90,7 +90,11 @@ def test_unknown_type_lists_the_known_ones(onnx_path):
     (dict(type='onnxruntime', threads=True), 'threads: must be None or an int >= 1'),
     (dict(type='onnxruntime', thread=2), "unknown option .*did you mean 'threads'"),
     (dict(type='openvino', performance_hint='FAST'), "performance_hint: .*got 'FAST'"),
-    (dict(type='openvino', precision='f64'), "precision: must be one of f32, bf16, f16"),
+    (dict(type='openvino', precision='f64'),
+     r"precision: precision 'f64' is not supported on openvino \(supported: f32, bf16, f16, "
+     r"int8, default\)"),
+    (dict(type='onnxruntime', precision='bf16'),
+     r"precision 'bf16' is not supported on onnxruntime \(supported: f32, int8\)"),
     (dict(type='openvino', threads=-1), 'threads: must be None or an int >= 1'),
     (dict(type='reference', max_input_pixels=0), 'max_input_pixels: must be an int >= 1'),
 ])

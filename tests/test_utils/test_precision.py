@@ -116,7 +116,7 @@ def test_check_precision_accepts(engine, precision):
     ('onnxruntime', 'bf16', "precision 'bf16' is not supported on onnxruntime "
                             '(supported: f32, int8)'),
     ('openvino', 'fp16', "precision 'fp16' is not supported on openvino "
-                         '(supported: f32, bf16, f16, int8)'),
+                         '(supported: f32, bf16, f16, int8, default)'),
     ('openvino', 'auto', "precision 'auto' is not supported"),
     ('tensorrt', 'f32', "unknown engine 'tensorrt' (known: onnxruntime, openvino)"),
 ])
