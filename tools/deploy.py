@@ -56,13 +56,17 @@ def format_table(rows) -> str:
     """The verification matrix as a text table, one row per case."""
     from mmdeploy_srcnn.apis.deploy import scale_label
 
-    header = f'{"batch":>5} {"input":>9} {"scale":>9} {"output":>16} {"max|diff|":>10}  result'
+    header = (f'{"batch":>5} {"input":>9} {"scale":>9} {"precision":>9} {"output":>16} '
+              f'{"max|diff|":>10} {"PSNR dB":>8}  result')
     lines = [header, '-' * len(header)]
     for row in rows:
         diff = 'shape!' if row.max_abs_diff is None else f'{row.max_abs_diff:.2e}'
+        psnr = '' if row.psnr is None else 'inf' if row.psnr == float('inf') \
+            else f'{row.psnr:.1f}'
         lines.append(f'{row.batch:>5} {row.in_size[0]:>4}x{row.in_size[1]:<4} '
-                     f'{scale_label(row.scale):>9} {"x".join(map(str, row.backend_shape)):>16} '
-                     f'{diff:>10}  {"ok" if row.passed else "FAIL"}')
+                     f'{scale_label(row.scale):>9} {row.precision:>9} '
+                     f'{"x".join(map(str, row.backend_shape)):>16} {diff:>10} {psnr:>8}  '
+                     f'{"ok" if row.passed else "FAIL"}')
     return '\n'.join(lines)
 
 

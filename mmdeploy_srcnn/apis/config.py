@@ -34,7 +34,8 @@ TOP_LEVEL_KEYS = ('model', 'checkpoint', 'demo_image', 'onnx_config', 'backend_c
 ONNX_CONFIG_KEYS = ('exporter', 'opset_version', 'save_file', 'input_names', 'output_names',
                     'factor_format', 'matmul_resize', 'dynamic_axes')
 VERIFY_KEYS = ('scales', 'sizes', 'batch_sizes', 'atol', 'cross_backend_atol',
-               'compare_backends')
+               'compare_backends', 'precisions')
+TOLERANCE_KEYS = ('atol', 'min_psnr')
 DEFAULT_CROSS_BACKEND_ATOL = 1e-5
 
 __all__ = ['ConfigError', 'EXPORTERS', 'load_deploy_config', 'parse_cfg_options',
@@ -256,6 +257,33 @@ def _validate_verify(cfg: Config, source: str) -> None:
             validate_backend_config({'type': name})
         except BackendError as err:
             _fail(source, 'verify.compare_backends', str(err))
+    _validate_precisions(cfg, source)
+
+
+def _validate_precisions(cfg: Config, source: str) -> None:
+    """``verify.precisions``: ``{precision: dict(atol=..., min_psnr=...)}``, each a precision
+    the configured backend runs."""
+    precisions = cfg.verify.get('precisions', {})
+    if not isinstance(precisions, dict):
+        _fail(source, 'verify.precisions', f"must be a dict such as dict(bf16=dict(atol=0.05, "
+                                           f"min_psnr=40)), got {precisions!r}")
+    backend_type = cfg.backend_config.type
+    for precision, tolerance in precisions.items():
+        key = f'verify.precisions.{precision}'
+        try:
+            validate_backend_config({'type': backend_type, 'precision': precision})
+        except BackendError as err:
+            _fail(source, key, str(err).replace('backend_config.precision: ', ''))
+        if not isinstance(tolerance, dict):
+            _fail(source, key, f'must be dict(atol=..., min_psnr=...), got {tolerance!r}')
+        _check_known(tolerance, TOLERANCE_KEYS, key, source)
+        atol = _require(cfg, f'{key}.atol', source, (int, float))
+        if not (math.isfinite(atol) and atol > 0):
+            _fail(source, f'{key}.atol', f'must be a positive number, got {atol!r}')
+        min_psnr = tolerance.get('min_psnr')
+        if min_psnr is not None and (isinstance(min_psnr, bool) or not isinstance(
+                min_psnr, (int, float)) or not math.isfinite(min_psnr)):
+            _fail(source, f'{key}.min_psnr', f'must be a number of dB, got {min_psnr!r}')
 
 
 def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:

@@ -25,8 +25,8 @@ from torch import nn
 import mmdeploy_srcnn
 from mmdeploy_srcnn.apis.config import DEFAULT_CROSS_BACKEND_ATOL, ConfigError
 from mmdeploy_srcnn.apis.export import torch2onnx
-from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, VerificationRow, run_cases,
-                                        verification_rows)
+from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, Tolerance, VerificationRow,
+                                        run_cases, verification_rows)
 from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_names, build_backend
 from mmdeploy_srcnn.models import CheckpointError, ModelBuildError, build_model
 from mmdeploy_srcnn.ops import dynamic_resize
@@ -128,11 +128,24 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
         if unknown:
             raise ConfigError(f'--compare-backends: unknown backend {unknown[0]!r} '
                               f'(known backends: {", ".join(backend_names())})')
+    if 'int8' in cfg.verify.get('precisions', {}):
+        check_calibration_images()
     model = load_model(cfg, checkpoint)
     return DeployPlan(cfg=cfg, work_dir=resolved,
                       onnx_path=resolved / cfg.onnx_config.save_file, demo_image=image_path,
                       demo_batch=demo_batch, model=model, checkpoint=checkpoint,
                       compare=None if compare is None else list(compare))
+
+
+def check_calibration_images() -> None:
+    """int8 calibration reads the built-in training images from optional packages."""
+    from mmdeploy_srcnn.datasets import TRAIN_IMAGES, load_image
+
+    try:
+        load_image(TRAIN_IMAGES[0])
+    except ModuleNotFoundError as err:
+        raise ConfigError(f'verify.precisions: int8 is calibrated on the built-in training '
+                          f'images: {err}') from None
 
 
 def node_summary(nodes: Sequence[str]) -> str:
@@ -159,6 +172,42 @@ def comparison_backends(plan: DeployPlan, main_backend: BaseBackend,
                 raise
             logger.warning(f'backend {name} skipped in the comparison: {err}')
     return backends
+
+
+def precision_tolerance(cfg: Config, precision: str) -> Tolerance:
+    """The tolerance of a reduced precision, from ``verify.precisions``."""
+    return Tolerance(**cfg.verify.precisions[precision])
+
+
+def precision_backends(plan: DeployPlan, onnx_path: Path,
+                       logger: MMLogger) -> Dict[str, BaseBackend]:
+    """The configured backend at each precision of ``verify.precisions`` (``'int8'``: the
+    convolutions quantized into ``end2end_int8.onnx``, calibrated on the built-in training
+    images), named ``'<backend>/<precision>'``."""
+    cfg = plan.cfg
+    backends = {}
+    for precision in cfg.verify.get('precisions', {}):
+        path = onnx_path
+        if precision == 'int8':
+            path = quantize_model(onnx_path, plan.work_dir, logger)
+        backends[f'{cfg.backend_config.type}/{precision}'] = build_backend(
+            {**cfg.backend_config, 'precision': precision}, path)
+    return backends
+
+
+def quantize_model(onnx_path: Path, work_dir: Path, logger: MMLogger) -> Path:
+    """``end2end_int8.onnx`` next to ``onnx_path``: its convolutions in int8."""
+    from mmdeploy_srcnn.quantization import builtin_calibration_set, quantize_int8
+    from mmdeploy_srcnn.utils.precision import int8_model_path
+
+    target = _inside(int8_model_path(onnx_path), work_dir)
+    start = time.perf_counter()
+    calibration = builtin_calibration_set(ModelConvention.from_onnx(onnx_path))
+    quantize_int8(onnx_path, target, calibration)
+    logger.info(f'quantized the convolutions to int8 in {time.perf_counter() - start:.1f} s: '
+                f'{target} ({len(calibration.inputs)} calibration samples from the built-in '
+                'training images)')
+    return target
 
 
 def _resize(batch: np.ndarray, scale: Any, mode: str) -> np.ndarray:
@@ -233,10 +282,14 @@ def run_deploy(plan: DeployPlan, logger: MMLogger) -> DeployResult:
 
     backend = build_backend(cfg.backend_config, onnx_path)
     compared = {} if plan.compare is None else comparison_backends(plan, backend, logger)
+    precisions = precision_backends(plan, onnx_path, logger)
     convention = ModelConvention.from_metadata(backend.metadata)
-    results = run_cases(plan.model, {cfg.backend_config.type: backend, **compared}, cfg,
-                        convention)
-    rows = verification_rows(results, cfg.backend_config.type, cfg.verify.atol)
+    main = cfg.backend_config.type
+    results = run_cases(plan.model, {main: backend, **compared, **precisions}, cfg, convention)
+    rows = verification_rows(results, main, Tolerance(cfg.verify.atol), backend.precision)
+    for name, extra in precisions.items():
+        rows += verification_rows(results, name, precision_tolerance(cfg, extra.precision),
+                                  extra.precision)
     comparison = None
     if plan.compare is not None:
         comparison = BackendComparison.from_results(

@@ -77,22 +77,39 @@ def run_cases(model: nn.Module, backends: Mapping[str, BaseBackend], deploy_cfg:
     return results
 
 
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """How close a backend's output must be to PyTorch's fp32 output (RGB in [0, 1]).
+
+    ``atol``: the largest absolute difference; ``min_psnr``: the smallest PSNR (dB) of the
+    backend's output against PyTorch's, for reduced precisions, whose errors are spread over
+    every pixel (None: not checked).
+    """
+
+    atol: float
+    min_psnr: Optional[float] = None
+
+
 @dataclasses.dataclass
 class VerificationRow:
-    """PyTorch against one backend on one case."""
+    """PyTorch (fp32) against one backend at one precision on one case."""
 
     batch: int
     in_size: Tuple[int, int]
     scale: Tuple[float, float]
+    precision: str
     torch_shape: Tuple[int, ...]
     backend_shape: Tuple[int, ...]
     max_abs_diff: Optional[float]  # None when the shapes differ
-    atol: float
+    psnr: Optional[float]  # dB against PyTorch; inf when equal, None when the shapes differ
+    tolerance: Tolerance
 
     @property
     def passed(self) -> bool:
-        return (self.torch_shape == self.backend_shape and self.max_abs_diff is not None
-                and self.max_abs_diff <= self.atol)
+        if self.torch_shape != self.backend_shape or self.max_abs_diff is None:
+            return False
+        psnr_ok = self.tolerance.min_psnr is None or self.psnr >= self.tolerance.min_psnr
+        return self.max_abs_diff <= self.tolerance.atol and psnr_ok
 
     def as_dict(self) -> Dict[str, Any]:
         return {**dataclasses.asdict(self), 'passed': self.passed}
@@ -106,17 +123,28 @@ def _max_diff(first: np.ndarray, second: np.ndarray) -> Optional[float]:
     return float('inf') if not np.isfinite(diff).all() else float(diff.max())
 
 
-def verification_rows(results: List[CaseResult], backend: str,
-                      atol: float) -> List[VerificationRow]:
+def _psnr(first: np.ndarray, second: np.ndarray) -> Optional[float]:
+    """PSNR (dB) of ``second`` against ``first`` on the [0, 1] scale; None for other shapes."""
+    if first.shape != second.shape:
+        return None
+    mse = float(np.mean((first.astype(np.float64) - second.astype(np.float64)) ** 2))
+    if not np.isfinite(mse):
+        return float('-inf')
+    return float('inf') if mse == 0 else 10 * float(np.log10(1.0 / mse))
+
+
+def verification_rows(results: List[CaseResult], backend: str, tolerance: Tolerance,
+                      precision: str = 'f32') -> List[VerificationRow]:
     """PyTorch against ``backend`` for every case (the backend must have run them all)."""
     rows = []
     for result in results:
         expected, actual = result.outputs[PYTORCH], result.outputs[backend]
         case = result.case
         rows.append(VerificationRow(batch=case.batch, in_size=case.in_size, scale=case.scale,
-                                    torch_shape=tuple(expected.shape),
+                                    precision=precision, torch_shape=tuple(expected.shape),
                                     backend_shape=tuple(actual.shape),
-                                    max_abs_diff=_max_diff(expected, actual), atol=float(atol)))
+                                    max_abs_diff=_max_diff(expected, actual),
+                                    psnr=_psnr(expected, actual), tolerance=tolerance))
     return rows
 
 

@@ -145,25 +145,35 @@ class BaseBackend(abc.ABC):
 
 
 def check_precision_option(engine: str, precision: Any) -> None:
-    """The ``precision`` option: one the engine runs (the error names the supported ones)."""
+    """The ``precision`` option: None or one the engine runs (the error names them)."""
     from mmdeploy_srcnn.utils.precision import check_precision
 
+    if precision is None:
+        return
     try:
         check_precision(engine, precision)
     except ValueError as err:
         raise BackendError(f'backend_config.precision: {err}') from None
 
 
-def check_file_precision(onnx_path: Path, metadata: Mapping[str, str], precision: str) -> None:
-    """An int8 precision needs an int8 model file, and a float one a float file."""
+def file_precision(onnx_path: Path, metadata: Mapping[str, str],
+                   precision: Optional[str]) -> str:
+    """The precision to run ``onnx_path`` at: ``precision``, or the file's own when None.
+
+    An int8 model file runs at ``'int8'`` only, and ``'int8'`` needs an int8 file (the deploy
+    tool writes ``end2end_int8.onnx``): a mismatch is an error, not a silent substitution.
+    """
     from mmdeploy_srcnn.utils.precision import PRECISION_KEY
 
-    file_int8 = metadata.get(PRECISION_KEY) == 'int8'
-    if file_int8 != (precision == 'int8'):
-        kind = 'an int8' if file_int8 else 'a float'
-        raise BackendError(f'{onnx_path}: {kind} model cannot run at precision {precision!r}'
+    own = 'int8' if metadata.get(PRECISION_KEY) == 'int8' else 'f32'
+    if precision is None:
+        return own
+    if (own == 'int8') != (precision == 'int8'):
+        raise BackendError(f'{onnx_path}: {"an int8" if own == "int8" else "a float"} model '
+                           f'cannot run at precision {precision!r}'
                            + (' (int8 runs the end2end_int8.onnx written by the deploy tool)'
                               if precision == 'int8' else ''))
+    return precision
 
 
 def check_threads(threads: Any) -> None:

@@ -6,8 +6,8 @@ import onnxruntime as ort
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import (BackendError, BaseBackend, PathLike, check_choice, check_file_precision,
-                   check_precision_option, check_threads, first_line)
+from .base import (BackendError, BaseBackend, PathLike, check_choice, check_precision_option,
+                   check_threads, file_precision, first_line)
 
 OPTIMIZATION_LEVELS = {
     'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -40,16 +40,15 @@ class ONNXRuntimeBackend(BaseBackend):
         threads: intra-op threads; ``None`` lets ONNX Runtime choose.
         optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
         precision: ``'f32'``, or ``'int8'`` for an int8 model file (ONNX Runtime has no
-            reduced-precision float execution on x86 CPUs).
+            reduced-precision float execution on x86 CPUs); None: the file's own.
         allow_external_data: let the model keep weights in files of its folder.
     """
 
     def __init__(self, onnx_path: PathLike, threads: Optional[int] = None,
-                 optimization_level: str = 'all', precision: str = 'f32',
+                 optimization_level: str = 'all', precision: Optional[str] = None,
                  allow_external_data: bool = False) -> None:
         super().__init__(onnx_path, allow_external_data)
-        check_file_precision(self.onnx_path, self.metadata, precision)
-        self.precision = precision
+        self.precision = file_precision(self.onnx_path, self.metadata, precision)
         self._run_options = ort.RunOptions()
         options = session_options(threads, optimization_level)
         try:
@@ -65,7 +64,7 @@ class ONNXRuntimeBackend(BaseBackend):
         check_threads(options.get('threads'))
         check_choice('optimization_level', options.get('optimization_level', 'all'),
                      OPTIMIZATION_LEVELS)
-        check_precision_option('onnxruntime', options.get('precision', 'f32'))
+        check_precision_option('onnxruntime', options.get('precision'))
 
     @property
     def input_names(self) -> List[str]:

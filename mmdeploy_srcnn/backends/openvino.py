@@ -9,8 +9,8 @@ import numpy as np
 
 from mmdeploy_srcnn.registry import BACKENDS
 
-from .base import (BackendError, BaseBackend, PathLike, check_choice, check_file_precision,
-                   check_precision_option, check_threads, first_line)
+from .base import (BackendError, BaseBackend, PathLike, check_choice, check_precision_option,
+                   check_threads, file_precision, first_line)
 
 PERFORMANCE_HINTS = ('LATENCY', 'THROUGHPUT', 'CUMULATIVE_THROUGHPUT')
 
@@ -25,24 +25,25 @@ class OpenVINOBackend(BaseBackend):
         threads: inference threads; ``None`` lets OpenVINO choose.
         performance_hint: ``'LATENCY'`` (one image at a time, the app's case) or
             ``'THROUGHPUT'``.
-        precision: ``'f32'`` (the default here), ``'bf16'`` or ``'f16'`` (OpenVINO's
+        precision: ``'f32'``, ``'bf16'`` or ``'f16'`` (OpenVINO's
             ``INFERENCE_PRECISION_HINT``), ``'int8'`` (an int8 model file, its float parts in
-            f32), or ``'default'``: no hint, OpenVINO's own choice (bf16 on CPUs with bf16
-            instructions).
+            f32), ``'default'``: no hint, OpenVINO's own choice (bf16 on CPUs with bf16
+            instructions), or None: the file's own (f32 for a float file, not OpenVINO's
+            default).
         allow_external_data: let the model keep weights in files of its folder.
     """
 
     def __init__(self, onnx_path: PathLike, device: str = 'CPU', threads: Optional[int] = None,
-                 performance_hint: str = 'LATENCY', precision: str = 'f32',
+                 performance_hint: str = 'LATENCY', precision: Optional[str] = None,
                  allow_external_data: bool = False) -> None:
         super().__init__(onnx_path, allow_external_data)
-        check_file_precision(self.onnx_path, self.metadata, precision)
-        self.precision = precision
+        self.precision = file_precision(self.onnx_path, self.metadata, precision)
         import openvino
 
         properties = {'PERFORMANCE_HINT': performance_hint}
-        if precision != 'default':
-            properties['INFERENCE_PRECISION_HINT'] = 'f32' if precision == 'int8' else precision
+        if self.precision != 'default':
+            properties['INFERENCE_PRECISION_HINT'] = ('f32' if self.precision == 'int8'
+                                                      else self.precision)
         if threads is not None:
             properties['INFERENCE_NUM_THREADS'] = threads
         try:
@@ -73,7 +74,7 @@ class OpenVINOBackend(BaseBackend):
         check_threads(options.get('threads'))
         check_choice('performance_hint', options.get('performance_hint', 'LATENCY'),
                      PERFORMANCE_HINTS)
-        check_precision_option('openvino', options.get('precision', 'f32'))
+        check_precision_option('openvino', options.get('precision'))
         device = options.get('device', 'CPU')
         if not isinstance(device, str) or not device:
             raise BackendError(f'backend_config.device: must be an OpenVINO device name such '

@@ -39,15 +39,7 @@ class CalibrationSet:
 
 def model_inputs(lr: np.ndarray, scale: float, convention: ModelConvention) -> ModelInputs:
     """One RGB uint8 H x W x 3 image and a uniform factor as the model's named inputs."""
-    low, high = convention.value_range
-    pixels = to_float(lr)
-    if convention.color_order == 'BGR':
-        pixels = pixels[..., ::-1]
-    batch = np.ascontiguousarray((pixels * (high - low) + low).transpose(2, 0, 1)[None],
-                                 dtype=np.float32)
-    factor = (scale, scale) if convention.factor_format == 'hw' else (1.0, 1.0, scale, scale)
-    return {convention.image_input: batch,
-            convention.factor_input: np.array(factor, np.float32)}
+    return convention.model_inputs(to_float(lr).transpose(2, 0, 1)[None], scale)
 
 
 def make_calibration_set(images: Mapping[str, np.ndarray], convention: ModelConvention,

@@ -7,8 +7,8 @@ import torch
 from support.tools import load_tool
 
 from mmdeploy_srcnn.apis.config import load_deploy_config
-from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, run_cases, verification_cases,
-                                        verification_rows)
+from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, Tolerance, run_cases,
+                                        verification_cases, verification_rows)
 from mmdeploy_srcnn.backends import BaseBackend
 from mmdeploy_srcnn.ops import dynamic_resize
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
@@ -65,7 +65,7 @@ def model_file(tmp_path):
 def verify(cfg, backend):
     """Rows of PyTorch against one fake backend."""
     results = run_cases(ResizeOnly(), {'fake': backend}, cfg, CONVENTION)
-    return verification_rows(results, 'fake', cfg.verify.atol)
+    return verification_rows(results, 'fake', Tolerance(cfg.verify.atol))
 
 
 def compare(cfg, backends):
@@ -129,3 +129,16 @@ def test_comparison_fails_values_beyond_cross_backend_tolerance(cfg, model_file)
     assert result.max_diff[('a', 'b')] == pytest.approx(5e-5, rel=1e-2)
     assert 'FAIL' in format_comparison(result)
     assert np.isclose(result.as_dict()['pairs'][-1]['max_abs_diff'], 5e-5, rtol=1e-2)
+
+
+def test_reduced_precision_rows_check_psnr_too(cfg, model_file):
+    def noisy(image, factor):  # half the pixels off by 0.01: about 43 dB
+        clean = _torch_resize(image, factor)
+        return clean + np.float32(0.01) * (np.random.default_rng(1).random(clean.shape) > 0.5)
+
+    results = run_cases(ResizeOnly(), {'bf16': FakeBackend(model_file, noisy)}, cfg, CONVENTION)
+    loose = verification_rows(results, 'bf16', Tolerance(atol=0.05, min_psnr=30), 'bf16')
+    strict = verification_rows(results, 'bf16', Tolerance(atol=0.05, min_psnr=45), 'bf16')
+    assert all(row.precision == 'bf16' and 42 < row.psnr < 44 for row in loose)
+    assert [row.passed for row in loose] == [True, True]
+    assert [row.passed for row in strict] == [False, False]

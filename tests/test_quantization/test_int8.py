@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from mmdeploy_srcnn.apis import torch2onnx
+from mmdeploy_srcnn.apis.config import load_deploy_config
+from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.backends import build_backend
 from mmdeploy_srcnn.datasets.protocol import make_lr
 from mmdeploy_srcnn.models import load_checkpoint
@@ -18,7 +19,6 @@ from mmdeploy_srcnn.quantization import (CALIBRATION_KEY, METHODS, CalibrationSe
                                          QuantizationError, builtin_calibration_set, conv_names,
                                          make_calibration_set, model_inputs, quantize_int8)
 from mmdeploy_srcnn.registry import MODELS
-from mmdeploy_srcnn.utils.config import load_deploy_config
 from mmdeploy_srcnn.utils.metrics import psnr
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.precision import PRECISION_KEY
