@@ -1,0 +1,83 @@
+"""Which model file and engine precision the app runs: ``--precision auto`` resolved.
+
+``auto`` takes :func:`~mmdeploy_srcnn.utils.precision.choose_precision`'s pick for this CPU
+and engine, from the quality table recorded in the model's metadata; int8 needs its own file
+(``end2end_int8.onnx`` next to the float one), so a missing one takes int8 out of the running
+rather than failing. An explicit precision is taken as asked, or refused with a reason.
+"""
+import dataclasses
+from pathlib import Path
+from typing import Mapping, Optional
+
+from mmdeploy_srcnn.backends import BackendError
+from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, PRECISION_KEY, QUALITY_TABLE_KEY,
+                                            CpuFeatures, QualityTable, QualityTableError,
+                                            choose_precision, int8_model_path, parse_quality_table,
+                                            read_cpu_features)
+
+AUTO = 'auto'
+CHOICES = (AUTO, 'f32', 'bf16', 'f16', 'int8')
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """The file to load, the precision to run it at, and why (for the user)."""
+
+    path: Path
+    precision: str
+    reason: str
+
+
+def _quality_table(path: Path, metadata: Mapping[str, str]) -> Optional[QualityTable]:
+    text = metadata.get(QUALITY_TABLE_KEY)
+    if text is None:
+        return None
+    try:
+        return parse_quality_table(text, f'{path} metadata')
+    except QualityTableError as err:
+        raise BackendError(str(err)) from None
+
+
+def _without(table: Optional[QualityTable], engine: str, precision: str
+             ) -> Optional[QualityTable]:
+    """``table`` with no entry for ``precision`` on ``engine`` (it cannot be chosen then)."""
+    if table is None:
+        return None
+    losses = {name: dict(rows) for name, rows in table.losses.items()}
+    losses.get(engine, {}).pop(precision, None)
+    return dataclasses.replace(table, losses=losses)
+
+
+def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
+                      requested: str, features: Optional[CpuFeatures] = None) -> Resolved:
+    """The file and precision for ``requested`` (``'auto'`` or a precision) on ``engine``."""
+    if requested not in CHOICES:
+        raise BackendError(f'unknown precision {requested!r} (choose from {", ".join(CHOICES)})')
+    if metadata.get(PRECISION_KEY) == 'int8':  # an int8 file runs at int8, nothing else
+        if requested not in (AUTO, 'int8'):
+            raise BackendError(f'{onnx_path}: an int8 model cannot run at precision '
+                               f'{requested!r}; give the float model')
+        return Resolved(onnx_path, 'int8', 'an int8 model file')
+    if requested != AUTO:
+        if requested == 'int8':
+            return Resolved(_existing_int8(onnx_path), 'int8', 'asked for')
+        return Resolved(onnx_path, requested, 'asked for')
+    if engine not in ENGINE_PRECISIONS:
+        return Resolved(onnx_path, 'f32', f'auto: no reduced precision known for {engine}')
+    features = features or read_cpu_features()
+    table = _quality_table(onnx_path, metadata)
+    if not int8_model_path(onnx_path).is_file():
+        table = _without(table, engine, 'int8')
+    choice = choose_precision(table, engine, features)
+    path = int8_model_path(onnx_path) if choice.precision == 'int8' else onnx_path
+    passed_over = f' ({"; ".join(choice.passed_over)})' if choice.passed_over else ''
+    why = f'auto on {features.model}{passed_over}'
+    return Resolved(path, choice.precision, why)
+
+
+def _existing_int8(onnx_path: Path) -> Path:
+    path = int8_model_path(onnx_path)
+    if not path.is_file():
+        raise BackendError(f'{path}: no int8 model next to {onnx_path.name} (the deploy tool '
+                           "writes it when verify.precisions includes 'int8')")
+    return path

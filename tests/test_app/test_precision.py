@@ -1,0 +1,78 @@
+"""What ``--precision`` loads: auto's choice per CPU and table, explicit requests, refusals."""
+from pathlib import Path
+
+import pytest
+
+from mmdeploy_srcnn.app.precision import resolve_precision
+from mmdeploy_srcnn.backends import BackendError
+from mmdeploy_srcnn.utils.precision import (PRECISION_KEY, QUALITY_SCALES, QUALITY_TABLE_KEY,
+                                            CpuFeatures, QualityTable)
+
+AMX = CpuFeatures('Xeon with AMX', frozenset({'avx512f', 'avx512_vnni', 'amx_bf16', 'amx_int8'}))
+VNNI = CpuFeatures('Xeon without AMX', frozenset({'avx512f', 'avx512_vnni', 'avx512_bf16'}))
+ZEN3 = CpuFeatures('AMD EPYC (Zen 3)', frozenset({'avx2', 'fma'}))
+
+
+def _table(**losses_by_precision: float) -> str:
+    return QualityTable({'openvino': {p: {s: loss for s in QUALITY_SCALES}
+                                      for p, loss in losses_by_precision.items()}}).to_json()
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    path = tmp_path / 'end2end.onnx'
+    path.write_bytes(b'float model')
+    return path
+
+
+def _int8_file(model: Path) -> Path:
+    path = model.with_name('end2end_int8.onnx')
+    path.write_bytes(b'int8 model')
+    return path
+
+
+@pytest.mark.parametrize('features, expected', [(AMX, 'int8'), (VNNI, 'int8'), (ZEN3, 'f32')])
+def test_auto_takes_the_fastest_good_enough_precision_the_cpu_has(model, features, expected):
+    int8 = _int8_file(model)
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.01, bf16=0.005)}
+    resolved = resolve_precision(model, meta, 'openvino', 'auto', features)
+    assert resolved.precision == expected
+    assert resolved.path == (int8 if expected == 'int8' else model)
+    assert features.model in resolved.reason
+
+
+def test_auto_skips_a_precision_that_loses_too_much_or_has_no_file(model):
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.05, bf16=0.005)}
+    _int8_file(model)
+    assert resolve_precision(model, meta, 'openvino', 'auto', AMX).precision == 'bf16'
+    model.with_name('end2end_int8.onnx').unlink()
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.001)}
+    assert resolve_precision(model, meta, 'openvino', 'auto', AMX).precision == 'f32'
+
+
+def test_auto_without_a_table_or_on_onnxruntime_is_f32(model):
+    _int8_file(model)
+    assert resolve_precision(model, {}, 'openvino', 'auto', AMX).precision == 'f32'
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.0)}
+    assert resolve_precision(model, meta, 'onnxruntime', 'auto', AMX).precision == 'f32'
+    assert resolve_precision(model, meta, 'reference', 'auto', AMX).precision == 'f32'
+
+
+def test_explicit_requests(model):
+    assert resolve_precision(model, {}, 'openvino', 'bf16', ZEN3).precision == 'bf16'
+    with pytest.raises(BackendError, match='no int8 model next to end2end.onnx'):
+        resolve_precision(model, {}, 'openvino', 'int8', ZEN3)
+    int8 = _int8_file(model)
+    assert resolve_precision(model, {}, 'openvino', 'int8', ZEN3).path == int8
+    with pytest.raises(BackendError, match="an int8 model cannot run at precision 'f32'"):
+        resolve_precision(int8, {PRECISION_KEY: 'int8'}, 'openvino', 'f32', ZEN3)
+    assert resolve_precision(int8, {PRECISION_KEY: 'int8'}, 'openvino', 'auto',
+                             ZEN3).precision == 'int8'
+    with pytest.raises(BackendError, match="unknown precision 'fp64'"):
+        resolve_precision(model, {}, 'openvino', 'fp64', ZEN3)
+
+
+def test_a_bad_table_in_the_model_is_refused(model):
+    with pytest.raises(BackendError, match='metadata'):
+        resolve_precision(model, {QUALITY_TABLE_KEY: '{"version": 99}'}, 'openvino', 'auto',
+                          AMX)
