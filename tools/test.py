@@ -1,6 +1,7 @@
 """Measure super-resolution quality (Y-channel PSNR/SSIM) against MATLAB bicubic.
 
-    python tools/test.py CONFIG (--checkpoint PATH | --model end2end.onnx)
+    python tools/test.py CONFIG (--checkpoint PATH | --model end2end.onnx
+        [--backend onnxruntime openvino] [--precision f32 bf16 int8] [--quality-table OUT])
         [--images DIR | --builtin test] [--scales 1.5 2 2.5 3 3.5 4] [--out-dir DIR]
 
 Protocol (see ``mmdeploy_srcnn.datasets.protocol``): HR is cropped so that HR = LR x scale
@@ -16,7 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -35,8 +36,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config whose `model` builds the network')
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument('--checkpoint', help='PyTorch checkpoint, run with PyTorch')
-    model.add_argument('--model', help='exported .onnx model, run with ONNX Runtime through '
-                       'the app (mmdeploy_srcnn.app.upscaler)')
+    model.add_argument('--model', help='exported .onnx model, run through the app '
+                       '(mmdeploy_srcnn.app.upscaler) on each --backend at each --precision')
+    parser.add_argument('--backend', nargs='+', default=['onnxruntime'], metavar='B',
+                        help='engines for --model (default: onnxruntime)')
+    parser.add_argument('--precision', nargs='+', default=['f32'], metavar='P',
+                        help='precisions for --model, each on every --backend that runs it '
+                             '(f32, bf16, f16, int8: the end2end_int8.onnx beside the model; '
+                             'default: f32)')
+    parser.add_argument('--quality-table', type=Path, metavar='OUT.json',
+                        help='also write the Y-PSNR loss of each precision against f32 on the '
+                             'same engine, per scale: the table --precision auto reads')
     images = parser.add_mutually_exclusive_group()
     images.add_argument('--images', help='folder of HR images')
     images.add_argument('--builtin', choices=sorted(SPLITS), default='test',
@@ -90,12 +100,42 @@ def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
     return upscale
 
 
-def onnx_upscaler(onnx_path: str) -> UpscaleFn:
-    """Upscale with an exported model through the torch-free app (ONNX Runtime)."""
+def onnx_upscaler(onnx_path: str, backend: str, precision: str) -> UpscaleFn:
+    """Upscale with an exported model through the torch-free app."""
     from mmdeploy_srcnn.app.upscaler import Upscaler
 
-    upscaler = Upscaler(onnx_path, backend='onnxruntime')
+    upscaler = Upscaler(onnx_path, backend=backend, precision=precision)
     return lambda lr, scale: upscaler.upscale(lr, scale)  # uint8 in, uint8 out
+
+
+def runs_to_make(args: argparse.Namespace) -> List[Tuple[str, str]]:
+    """``(engine, precision)`` pairs for --model: every precision on every engine running it."""
+    from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS, check_precision
+
+    pairs = [(engine, precision) for engine in args.backend for precision in args.precision
+             if precision in ENGINE_PRECISIONS.get(engine, ('f32',))]
+    for precision in args.precision:
+        if not any(p == precision for _, p in pairs):
+            check_precision(args.backend[0], precision)  # raises, naming the supported ones
+    if args.quality_table and 'f32' not in args.precision:
+        raise ValueError('--quality-table measures losses against f32: include f32 in '
+                         '--precision')
+    return pairs
+
+
+def quality_table(runs: Dict[Tuple[str, str], List[Dict]], split: str):
+    """Y-PSNR loss of each reduced precision against f32 on the same engine, per scale."""
+    from mmdeploy_srcnn.utils.precision import QualityTable
+
+    losses: Dict[str, Dict[str, Dict[float, float]]] = {}
+    for (engine, precision), per_scale in runs.items():
+        reference = runs.get((engine, 'f32'))
+        if precision == 'f32' or reference is None:
+            continue
+        f32 = {row['scale']: row['psnr'] for row in reference}
+        losses.setdefault(engine, {})[precision] = {
+            row['scale']: f32[row['scale']] - row['psnr'] for row in per_scale}
+    return QualityTable(losses, split=split)
 
 
 def format_table(per_image: List[Dict], per_scale: List[Dict]) -> str:
@@ -140,32 +180,54 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Evaluate, print the table, write the JSON and the plot; 2 on bad input, else 0."""
+    """Evaluate, print the tables, write the JSON and the plot; 2 on bad input, else 0."""
     args = parse_args(argv)
     # Imported here so that --help answers without loading torch.
     from mmdeploy_srcnn.backends import BackendError
     from mmdeploy_srcnn.models import CheckpointError, ModelBuildError
+    split = f'folder:{args.images}' if args.images else f'builtin:{args.builtin}'
+    runs: Dict[Tuple[str, str], List[Dict]] = {}
     try:
+        pairs = runs_to_make(args) if args.model else [('pytorch', 'f32')]
         images = load_folder(args.images) if args.images else load_split(args.builtin)
-        if args.checkpoint:
-            upscale, source = pytorch_upscaler(args.config, args.checkpoint), args.checkpoint
-        else:
-            upscale, source = onnx_upscaler(args.model), args.model
-        per_image = evaluate(upscale, images, args.scales)
+        per_image_runs = {}
+        for engine, precision in pairs:
+            upscale = (pytorch_upscaler(args.config, args.checkpoint) if args.checkpoint
+                       else onnx_upscaler(args.model, engine, precision))
+            per_image_runs[engine, precision] = evaluate(upscale, images, args.scales)
     except (FileNotFoundError, ImageError, ValueError, CheckpointError, BackendError,
             ModelBuildError) as err:
         print(f'test.py: error: {err}', file=sys.stderr)
         return 2
-    per_scale = average_by_scale(per_image)
-    print(format_table(per_image, per_scale))
-
+    source = args.checkpoint or args.model
     out_dir = args.out_dir or Path('work_dirs/test') / Path(source).name
-    result = {'model': source, 'images': args.images or f'builtin:{args.builtin}',
-              'metric': 'Y-channel (BT.601) PSNR/SSIM, ceil(scale) pixels shaved',
-              'per_scale': per_scale, 'per_image': per_image}
+    results = []
+    for (engine, precision), per_image in per_image_runs.items():
+        per_scale = runs[engine, precision] = average_by_scale(per_image)
+        print(f'\n{engine} {precision}:' if args.model else '')
+        print(format_table(per_image, per_scale))
+        results.append({'engine': engine, 'precision': precision, 'per_scale': per_scale,
+                        'per_image': per_image})
+    first = results[0]
+    summary = {'model': source, 'images': split,
+               'metric': 'Y-channel (BT.601) PSNR/SSIM, ceil(scale) pixels shaved',
+               'per_scale': first['per_scale'], 'per_image': first['per_image'],
+               'runs': results}
+    if len(results) > 1:
+        table = quality_table(runs, split)
+        summary['quality_table'] = table.to_dict()
+        print('\nY-PSNR loss against f32 on the same engine (dB):')
+        for engine, by_precision in table.losses.items():
+            for precision, by_scale in by_precision.items():
+                print(f'{engine:<12}{precision:<6}' + ''.join(
+                    f'  x{scale:g} {loss:+.3f}' for scale, loss in sorted(by_scale.items())))
+        if args.quality_table:
+            with atomic_write(args.quality_table, 'w') as file:
+                file.write(table.to_json())
+            print(f'wrote {args.quality_table}')
     with atomic_write(out_dir / 'quality.json', 'w') as file:
-        json.dump(result, file, indent=2)
-    plot_gain(per_image, per_scale, out_dir / 'quality.png')
+        json.dump(summary, file, indent=2)
+    plot_gain(first['per_image'], first['per_scale'], out_dir / 'quality.png')
     print(f'wrote {out_dir / "quality.json"} and {out_dir / "quality.png"}')
     return 0
 
