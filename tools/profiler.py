@@ -56,6 +56,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='input height x width (default 256x256)')
     parser.add_argument('--scale', type=_scale, default=(3.0, 3.0), metavar='S',
                         help='upscale factor: 3, 2.5 or 2x3 (default 3)')
+    parser.add_argument('--precision', nargs='+', default=['f32'], metavar='P',
+                        help='precisions to measure, each on every --backend that runs it: '
+                             'f32 (default), bf16, f16 (OpenVINO), int8 (the convolutions '
+                             'quantized; a config is then quantized after export, which needs '
+                             "the train extra's built-in images)")
     parser.add_argument('--batch', type=_positive, default=1,
                         help='images per run (default 1)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs (default 2)')
@@ -82,12 +87,12 @@ def format_report(report) -> str:
              f'{report.flop_per_run / 1e9:.1f} GFLOP per run '
              f'({FLOP_PER_MAC * report.macs_per_output_pixel / 1e3:g} kFLOP per output pixel); '
              f'{report.iters} timed runs after {report.warmup} warm-up',
-             f'{"engine":<12}{"median ms":>10}{"mean ms":>9}{"p90 ms":>9}{"min ms":>9}'
+             f'{"engine":<18}{"median ms":>10}{"mean ms":>9}{"p90 ms":>9}{"min ms":>9}'
              f'{"img/s":>8}{"MP/s":>7}{"GFLOP/s":>9}{"peak RSS MB":>13}{"(+MB)":>8}']
     for result in report.engines:
         latency = result.latency
         rate = report.throughput(result)
-        lines.append(f'{result.engine:<12}{1e3 * latency.median:>10.1f}{1e3 * latency.mean:>9.1f}'
+        lines.append(f'{result.engine:<18}{1e3 * latency.median:>10.1f}{1e3 * latency.mean:>9.1f}'
                      f'{1e3 * latency.p90:>9.1f}{1e3 * latency.min:>9.1f}'
                      f'{rate["images_per_s"]:>8.2f}{rate["output_mpix_per_s"]:>7.2f}'
                      f'{rate["gflop_per_s"]:>9.1f}{result.peak_rss_mb:>13.0f}'
@@ -125,8 +130,9 @@ def main(argv=None) -> int:
     from mmdeploy_srcnn.models import CheckpointError
     try:
         if target.suffix == '.onnx':
-            report = profile_model(target, backend_configs(args.backend), shape, args.scale,
-                                   warmup=args.warmup, iters=args.iters, work_dir=work_dir)
+            configs = backend_configs(args.backend, precisions=args.precision)
+            report = profile_model(target, configs, shape, args.scale, warmup=args.warmup,
+                                   iters=args.iters, work_dir=work_dir)
         else:
             cfg = load_deploy_config(target, parse_cfg_options(args.cfg_options))
             checkpoint = args.checkpoint or (Path(cfg.checkpoint) if cfg.get('checkpoint')
@@ -135,7 +141,7 @@ def main(argv=None) -> int:
                 print('profiler.py: no checkpoint configured: timing random weights (speed '
                       'does not depend on the weights)', file=sys.stderr)
             report = profile_config(cfg, work_dir, args.backend, shape, args.scale,
-                                    args.warmup, args.iters, checkpoint)
+                                    args.warmup, args.iters, checkpoint, args.precision)
     except (ConfigError, CheckpointError, BackendError, ExportError, ValueError) as err:
         return _error(str(err))
     print(format_report(report))

@@ -17,9 +17,10 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from torch import nn
 
-from mmdeploy_srcnn.apis.deploy import load_model
+from mmdeploy_srcnn.apis.deploy import load_model, quantize_model
 from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.apis.rewrites import deploy_context
 from mmdeploy_srcnn.backends import build_backend, validate_backend_config
@@ -27,7 +28,9 @@ from mmdeploy_srcnn.profiling import memory
 from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC, conv_macs_per_output_pixel
 from mmdeploy_srcnn.profiling.ort_nodes import NodeSplit, ort_node_split
 from mmdeploy_srcnn.profiling.timing import LatencyStats, time_runs
+from mmdeploy_srcnn.utils.logger import get_logger
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS, check_precision, int8_model_path
 
 Runner = Callable[[], Any]
 
@@ -156,13 +159,17 @@ def profile_model(onnx_path: Path, backend_configs: Sequence[Mapping[str, Any]],
         options = dict(backend_config)
         engine = options.pop('type')
 
+        path = int8_model_path(onnx_path) if options.get('precision') == 'int8' else onnx_path
+
         def build_backend_runner(stack: contextlib.ExitStack,
-                                 config: Mapping[str, Any] = backend_config) -> Runner:
-            backend = build_backend(config, onnx_path)
+                                 config: Mapping[str, Any] = backend_config,
+                                 path: Path = path) -> Runner:
+            backend = build_backend(config, path)
             return lambda: backend.run(inputs)
 
-        result, outputs = _measure(engine, options, build_backend_runner, warmup, iters)
-        if engine == 'onnxruntime':
+        label = f'{engine}/{options["precision"]}' if 'precision' in options else engine
+        result, outputs = _measure(label, options, build_backend_runner, warmup, iters)
+        if engine == 'onnxruntime' and options.get('precision', 'f32') == 'f32':
             with _profile_dir(work_dir) as out_dir:
                 split = ort_node_split(onnx_path, backend_config, inputs, warmup, iters,
                                        out_dir)
@@ -175,26 +182,40 @@ def profile_model(onnx_path: Path, backend_configs: Sequence[Mapping[str, Any]],
                          engines=results)
 
 
-def backend_configs(names: Sequence[str],
-                    deploy_cfg: Optional[Config] = None) -> List[Dict[str, Any]]:
-    """A backend config per name: the deploy config's own for its backend type (its options,
-    e.g. threads), the wrapper's defaults for the others. Each is validated."""
+def backend_configs(names: Sequence[str], deploy_cfg: Optional[Config] = None,
+                    precisions: Sequence[str] = ('f32',)) -> List[Dict[str, Any]]:
+    """A backend config per name and precision it runs: the deploy config's own options for
+    its backend type (e.g. threads), the wrapper's defaults for the others. Each is
+    validated; a precision no named engine runs is an error naming the supported ones."""
     own = dict(deploy_cfg.backend_config) if deploy_cfg is not None else {}
-    configs = [own if own.get('type') == name else {'type': name} for name in names]
+    configs = []
+    for precision in precisions:
+        runs = [{**(own if own.get('type') == name else {'type': name}), 'precision': precision}
+                for name in names if precision in ENGINE_PRECISIONS.get(name, ('f32',))]
+        if not runs:
+            check_precision(names[0], precision)  # raises, naming the supported precisions
+        configs += runs
     for config in configs:
+        if config['type'] not in ENGINE_PRECISIONS:
+            config.pop('precision')  # engines without precisions (the reference evaluator)
         validate_backend_config(config)
     return configs
 
 
 def profile_config(deploy_cfg: Config, work_dir: Path, backends: Sequence[str],
                    shape: Tuple[int, int, int, int], scale: Tuple[float, float],
-                   warmup: int, iters: int, checkpoint: Optional[Path]) -> ProfileReport:
-    """Export the config's model into ``work_dir``, then :func:`profile_model` it with PyTorch
-    eager and ``backends``."""
-    configs = backend_configs(backends, deploy_cfg)  # before the export, not after it
+                   warmup: int, iters: int, checkpoint: Optional[Path],
+                   precisions: Sequence[str] = ('f32',),
+                   logger: Optional[MMLogger] = None) -> ProfileReport:
+    """Export the config's model into ``work_dir`` (and its int8 model when int8 is among
+    ``precisions``), then :func:`profile_model` it with PyTorch eager and ``backends`` at
+    each precision they run."""
+    configs = backend_configs(backends, deploy_cfg, precisions)  # before the export
     model = load_model(deploy_cfg, checkpoint)
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     onnx_path = torch2onnx(model, deploy_cfg, Path(work_dir))
+    if any(config.get('precision') == 'int8' for config in configs):
+        quantize_model(onnx_path, Path(work_dir).resolve(), logger or get_logger())
     return profile_model(onnx_path, configs, shape, scale,
                          warmup=warmup, iters=iters, work_dir=work_dir, torch_model=model,
                          deploy_cfg=deploy_cfg)

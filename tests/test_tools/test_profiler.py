@@ -29,7 +29,7 @@ def test_json_has_every_engine_and_field(config_run):
     assert report['input_shape'] == [2, 3, 12, 10] and report['output_shape'] == [2, 3, 24, 30]
     assert report['macs_per_output_pixel'] == 20_000  # SRCNN 9-1-5, 64/32 filters
     assert report['flop_per_run'] == 2 * 20_000 * 2 * 24 * 30
-    assert [e['engine'] for e in report['engines']] == ['pytorch', 'onnxruntime', 'openvino']
+    assert [e['engine'] for e in report['engines']] == ['pytorch', 'onnxruntime/f32', 'openvino/f32']
     for engine in report['engines']:
         assert set(engine) == ENGINE_FIELDS
         assert set(engine['latency']) == {'mean', 'median', 'p90', 'min'}
@@ -41,7 +41,7 @@ def test_json_has_every_engine_and_field(config_run):
 @pytest.mark.openvino
 def test_onnxruntime_node_split_sums_to_100_percent(config_run):
     _, work_dir, report = config_run
-    split = next(e for e in report['engines'] if e['engine'] == 'onnxruntime')['node_split']
+    split = next(e for e in report['engines'] if e['engine'] == 'onnxruntime/f32')['node_split']
     assert sum(split['by_op'].values()) == pytest.approx(100, abs=1e-6)
     assert sum(split['stages'].values()) == pytest.approx(100, abs=1e-6)
     assert split['stages']['resize'] > 0 and 'Conv' in split['by_op']
@@ -57,7 +57,7 @@ def test_table_names_every_engine_and_the_resize_share(config_run, capsys):
     table = capsys.readouterr().out
     assert code == 0
     assert 'median ms' in table and 'GFLOP/s' in table and 'peak RSS MB' in table
-    assert 'onnxruntime node time' in table and 'resize stage' in table
+    assert 'onnxruntime/f32 node time' in table and 'resize stage' in table
     assert not any(line.startswith('pytorch') for line in table.splitlines())  # no model
 
 
