@@ -51,14 +51,16 @@ def test_onnxruntime_node_split_sums_to_100_percent(config_run):
 
 
 @pytest.mark.openvino
-def test_table_names_every_engine_and_the_resize_share(config_run, capsys):
+def test_table_names_every_engine_and_the_resize_share(config_run, capsys, tmp_path):
     _, work_dir, _ = config_run
-    code = profiler.main([str(work_dir / 'end2end.onnx'), *TINY, '--backend', 'onnxruntime'])
+    code = profiler.main([str(work_dir / 'end2end.onnx'), *TINY, '--backend', 'onnxruntime',
+                          '--work-dir', str(tmp_path)])
     table = capsys.readouterr().out
     assert code == 0
     assert 'median ms' in table and 'GFLOP/s' in table and 'peak RSS MB' in table
     assert 'onnxruntime/f32 node time' in table and 'resize stage' in table
     assert not any(line.startswith('pytorch') for line in table.splitlines())  # no model
+    assert (tmp_path / 'profile.json').is_file()  # the report goes into the work dir
 
 
 @pytest.mark.parametrize('args, message', [
