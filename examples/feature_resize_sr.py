@@ -18,11 +18,11 @@ The I/O convention is part of the trained weights, so the model declares it and 
 records it in the ``.onnx`` metadata: images are BGR with pixel values in [0, 255] (the OpenCV
 and mmagic habit). Graph names and the factor layout belong to the deploy config.
 
-The tiled app overlaps tiles by ``receptive_radius`` output pixels after the resize and reads
-the resize's own input taps itself, which is exact for any model whose spatial operations all
-come after the resize. The LR stage is therefore pointwise (1x1): a k x k convolution there
-would make the overlap a tile needs grow with the scale (about ``k // 2 * scale`` output
-pixels), which one fixed number cannot describe.
+The torch-free app cuts large images into tiles that overlap by ``receptive_radius`` output
+pixels after the resize, plus the input pixels a bicubic resize reads. That is exact when every
+spatial operation comes after the resize, so the LR stage is pointwise (1x1): a k x k
+convolution before the resize reaches ``k // 2`` input pixels, ``k // 2 * scale`` output
+pixels; where that goes beyond the resize's own taps, no single halo fits every scale.
 """
 from typing import Tuple, Union
 
