@@ -48,6 +48,7 @@ class FeatureResizeSR(nn.Module):
 
     color_order = 'BGR'
     value_range: Tuple[float, float] = (0.0, PIXEL_MAX)
+    input_receptive_radius = 0  # the LR stage is pointwise
 
     def __init__(self, features: int = 32, shrunk: int = 12, mapping_layers: int = 2,
                  kernel_size: int = 3) -> None:

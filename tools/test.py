@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from mmengine.config import Config
 
+from mmdeploy_srcnn.apis.config import ConfigError, load_config
 from mmdeploy_srcnn.datasets import SPLITS, load_split
 from mmdeploy_srcnn.datasets.protocol import UpscaleFn, as_rgb_uint8, average_by_scale, evaluate
 from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
@@ -85,17 +85,23 @@ def load_folder(folder: str) -> Dict[str, np.ndarray]:
 
 
 def pytorch_upscaler(config: str, checkpoint: str) -> UpscaleFn:
-    """Upscale with the config's model and the checkpoint's weights, in eager PyTorch."""
+    """Upscale with the config's model and the checkpoint's weights, in eager PyTorch, fed as
+    the model declares (colour order, value range)."""
     import torch
 
+    from mmdeploy_srcnn.apis.export import declared_convention
     from mmdeploy_srcnn.models import build_model
+    from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
-    model = build_model(Config.fromfile(config).model, checkpoint)
+    model = build_model(load_config(config).model, checkpoint)
+    convention = ModelConvention(**declared_convention(model))
 
     def upscale(lr: np.ndarray, scale: float) -> np.ndarray:
-        x = torch.from_numpy(to_float(lr).transpose(2, 0, 1)[None])
+        inputs = convention.model_inputs(to_float(lr).transpose(2, 0, 1)[None], scale)
         with torch.no_grad():
-            return from_float(model(x, scale)[0].numpy().transpose(1, 2, 0), np.uint8)
+            out = model(torch.from_numpy(inputs[convention.image_input]), scale)
+        rgb = convention.rgb_output({convention.output: out.numpy()})
+        return from_float(rgb[0].transpose(1, 2, 0), np.uint8)
 
     return upscale
 
@@ -196,7 +202,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                        else onnx_upscaler(args.model, engine, precision))
             per_image_runs[engine, precision] = evaluate(upscale, images, args.scales)
     except (FileNotFoundError, ImageError, ValueError, CheckpointError, BackendError,
-            ModelBuildError) as err:
+            ModelBuildError, ConfigError) as err:
         print(f'test.py: error: {err}', file=sys.stderr)
         return 2
     source = args.checkpoint or args.model

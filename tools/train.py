@@ -26,6 +26,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
+from mmdeploy_srcnn.apis.config import ConfigError, load_config
 from mmdeploy_srcnn.datasets import load_split
 from mmdeploy_srcnn.datasets.pairs import PairSampler
 from mmdeploy_srcnn.models import save_checkpoint
@@ -156,6 +157,19 @@ def fit(model: nn.Module, sampler: PairSampler, opts: Config,
     return stats
 
 
+def check_trainable_convention(model: nn.Module) -> None:
+    """This trainer feeds RGB in [0, 1]: refuse a model that declares anything else."""
+    from mmdeploy_srcnn.apis.export import declared_convention
+
+    declared = declared_convention(model)
+    wanted = {'color_order': 'RGB', 'value_range': (0.0, 1.0)}
+    wrong = {key: declared[key] for key, value in wanted.items()
+             if key in declared and declared[key] != value}
+    if wrong:
+        raise SystemExit(f'train.py: error: {type(model).__name__} declares {wrong}; this '
+                         'trainer feeds RGB images in [0, 1] only')
+
+
 def train(cfg: Config, work_dir: Path, command: str) -> Dict:
     """Run the training described by ``cfg``; returns the metadata saved with the checkpoint."""
     opts, data = cfg.train, cfg.data
@@ -170,6 +184,7 @@ def train(cfg: Config, work_dir: Path, command: str) -> Dict:
     logger.info(f'{len(names)} source images, {len(data.scales)} scales, '
                 f'{sum(len(pool.pairs) for pool in sampler.pools)} LR/HR pairs')
     model = MODELS.build(cfg.model)
+    check_trainable_convention(model)
     if opts.init == 'identity':
         model.init_identity()
     stats = fit(model, sampler, opts, logger)
@@ -198,8 +213,10 @@ def train(cfg: Config, work_dir: Path, command: str) -> Dict:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+    except ConfigError as err:
+        raise SystemExit(f'train.py: error: {err}') from None
     work_dir = Path(args.work_dir or Path('work_dirs') / Path(args.config).stem)
     command = shlex.join(['python', 'tools/train.py', *(sys.argv[1:] if argv is None else argv)])
     train(cfg, work_dir, command)

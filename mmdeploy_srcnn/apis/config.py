@@ -77,14 +77,13 @@ def _import_custom_modules(custom_imports: Any, source: str) -> None:
                                                 f'current directory and sys.path)')
 
 
-def load_deploy_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] = None
-                       ) -> Config:
-    """Read ``path`` (with its ``_base_`` files and ``custom_imports``), merge ``cfg_options``
-    (``{'onnx_config.opset_version': 13}``) and validate the result.
+def load_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] = None) -> Config:
+    """Read any of the project's configs (deploy or training): ``_base_`` files, ``cfg_options``
+    merged, ``custom_imports`` imported; no schema check (:func:`load_deploy_config` adds it).
 
     Raises:
-        ConfigError: a missing file, a config that cannot be executed, a missing, unknown or
-            wrong key (the message names it).
+        ConfigError: a missing file, a config that cannot be executed, bad ``cfg_options`` or
+            a custom import that fails.
     """
     path = Path(path)
     source = str(path)
@@ -102,7 +101,20 @@ def load_deploy_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] 
             raise ConfigError(f'{source}: --cfg-options: {_first_line(err)}') from None
     if 'custom_imports' in cfg:
         _import_custom_modules(cfg.custom_imports, source)
-    validate_deploy_config(cfg, source=source)
+    return cfg
+
+
+def load_deploy_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] = None
+                       ) -> Config:
+    """Read ``path`` (with its ``_base_`` files and ``custom_imports``), merge ``cfg_options``
+    (``{'onnx_config.opset_version': 13}``) and validate the result.
+
+    Raises:
+        ConfigError: a missing file, a config that cannot be executed, a missing, unknown or
+            wrong key (the message names it).
+    """
+    cfg = load_config(path, cfg_options)
+    validate_deploy_config(cfg, source=str(path))
     return cfg
 
 

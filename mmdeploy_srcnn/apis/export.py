@@ -33,24 +33,44 @@ class ExportError(RuntimeError):
     """The exporter failed or produced a model that does not pass the checks."""
 
 
+# Model attribute -> ModelConvention field: what a model declares about itself.
+_DECLARED = {'color_order': 'color_order', 'value_range': 'value_range',
+             'receptive_radius': 'halo', 'input_receptive_radius': 'input_halo'}
+
+
+def declared_convention(model: nn.Module) -> Dict[str, Any]:
+    """The :class:`ModelConvention` fields a model declares about itself: colour order, value
+    range and receptive radii (how much tiles overlap, after and before the resize), from its
+    ``color_order``, ``value_range``, ``receptive_radius`` and ``input_receptive_radius``
+    attributes. What a model does not declare is left to SRCNN's value, with a warning naming
+    it: a wrong guess would make the app feed or tile it wrongly."""
+    declared = {field: getattr(model, attribute) for attribute, field in _DECLARED.items()
+                if getattr(model, attribute, None) is not None}
+    missing = [attribute for attribute, field in _DECLARED.items() if field not in declared]
+    if missing:
+        defaults = ', '.join(f'{attribute}={getattr(ModelConvention, _DECLARED[attribute])!r}'
+                             for attribute in missing)
+        warnings.warn(f'{type(model).__name__} does not declare {", ".join(missing)}: the '
+                      f'metadata says {defaults} (SRCNN\'s), which the app uses to feed the '
+                      'model and to overlap tiles')
+    if 'value_range' in declared:
+        declared['value_range'] = tuple(float(v) for v in declared['value_range'])
+    return declared
+
+
 def model_convention(deploy_cfg: Config, model: nn.Module) -> ModelConvention:
-    """The I/O contract the export records: names and factor layout from the config; colour
-    order, value range and receptive radius (the tiling halo) from the model when it declares
-    them (``color_order``, ``value_range``, ``receptive_radius`` attributes)."""
+    """The I/O contract the export records: names and factor layout from the config, the rest
+    as the model declares it (:func:`declared_convention`)."""
     onnx_cfg = deploy_cfg.onnx_config
-    halo = getattr(model, 'receptive_radius', None)
-    if halo is None:
-        halo = ModelConvention.halo
-        warnings.warn(f'{type(model).__name__} has no receptive_radius property: the metadata '
-                      f'says halo={halo} (SRCNN 9-1-5), which the app uses to overlap tiles')
-    return ModelConvention(image_input=onnx_cfg.input_names[0],
-                           factor_input=onnx_cfg.input_names[1],
-                           output=onnx_cfg.output_names[0],
-                           factor_format=onnx_cfg.factor_format,
-                           color_order=getattr(model, 'color_order', ModelConvention.color_order),
-                           value_range=tuple(getattr(model, 'value_range',
-                                                     ModelConvention.value_range)),
-                           halo=halo)
+    try:
+        return ModelConvention(image_input=onnx_cfg.input_names[0],
+                               factor_input=onnx_cfg.input_names[1],
+                               output=onnx_cfg.output_names[0],
+                               factor_format=onnx_cfg.factor_format,
+                               **declared_convention(model))
+    except ValueError as err:
+        raise ExportError(f'{type(model).__name__} declares a bad I/O convention: {err}') \
+            from None
 
 
 def example_inputs(convention: ModelConvention) -> Tuple[Tensor, Tensor]:

@@ -25,7 +25,9 @@ into tiles changes three things, and the plan undoes each of them:
 3. The convolutions zero-pad at the tile border: each tile computes ``halo`` extra output
    pixels on every inner side (SRCNN 9-1-5 sees 4 + 0 + 2 = 6 pixels around each output
    pixel) and they are cropped away. Where a tile touches the image border the padding is the
-   same as in the full image, so no halo is needed there.
+   same as in the full image, so no halo is needed there. A model with spatial layers
+   *before* its resize (a k x k convolution on the input) also reads ``input_halo`` input
+   pixels around each tap; the tile reads those too.
 
 Sizes follow the one output-size rule, :func:`~mmdeploy_srcnn.utils.sizes.resized_length`.
 
@@ -113,13 +115,13 @@ def _last_tap(out_index: int, scale: float) -> int:
 
 
 def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.ndarray,
-          halo: int) -> Span:
+          halo: int, input_halo: int) -> Span:
     """The tile that produces global output ``[out_start, out_stop)`` exactly."""
     out_length = resized_length(length, scale)
     need_start = max(out_start - halo, 0)  # resized pixels the convolutions read
     need_stop = min(out_stop + halo, out_length)
-    first = max(_first_tap(need_start, scale), 0)
-    last = min(_last_tap(need_stop - 1, scale), length - 1)
+    first = max(_first_tap(need_start, scale) - input_halo, 0)
+    last = min(_last_tap(need_stop - 1, scale) + input_halo, length - 1)
     # Latest aligned offset at or before the first tap; x0 = 0 always works, so this ends.
     for in_start in starts[:np.searchsorted(starts, first, side='right')][::-1]:
         in_start = int(in_start)
@@ -140,7 +142,8 @@ def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.n
     raise AssertionError('unreachable: the tile starting at 0 always fits')
 
 
-def plan_axis(length: int, scale: float, tile: Optional[int], halo: int) -> List[Span]:
+def plan_axis(length: int, scale: float, tile: Optional[int], halo: int,
+              input_halo: int = 0) -> List[Span]:
     """Split one axis into spans of about ``tile`` output pixels (``None``: one span).
 
     ``scale`` is taken as float32. The spans' output ranges cover ``[0, resized_length)``
@@ -155,11 +158,11 @@ def plan_axis(length: int, scale: float, tile: Optional[int], halo: int) -> List
         raise ValueError(f'tile must be at least {MIN_TILE} output pixels, got {tile}')
     # What a tile delivers; the rest is the convolutions' halo and the resize's taps (which
     # cost ``scale`` output pixels per input pixel).
-    margin = 2 * halo + int(np.ceil((_TAPS_BEFORE + _TAPS_AFTER + 1) * scale))
+    margin = 2 * halo + int(np.ceil((_TAPS_BEFORE + _TAPS_AFTER + 1 + 2 * input_halo) * scale))
     core = max(tile - margin, tile // 4)
     starts = aligned_starts(length, scale)
-    spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo)
-             for out_start in range(0, out_length, core)]
+    spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo,
+                   input_halo) for out_start in range(0, out_length, core)]
     widest = max(resized_length(span.in_stop - span.in_start, scale) for span in spans)
     if widest > max_tile_side(tile):
         gap = int(np.diff(starts).max()) if len(starts) > 1 else length
@@ -172,16 +175,16 @@ def plan_axis(length: int, scale: float, tile: Optional[int], halo: int) -> List
 
 
 def plan_tiles(image_hw: Sequence[int], scale_hw: Sequence[float], tile: Optional[int],
-               halo: int) -> Tuple[List[Span], List[Span]]:
+               halo: int, input_halo: int = 0) -> Tuple[List[Span], List[Span]]:
     """The row spans and the column spans of an image; tiles are their product."""
-    return (plan_axis(image_hw[0], scale_hw[0], tile, halo),
-            plan_axis(image_hw[1], scale_hw[1], tile, halo))
+    return (plan_axis(image_hw[0], scale_hw[0], tile, halo, input_halo),
+            plan_axis(image_hw[1], scale_hw[1], tile, halo, input_halo))
 
 
 def upscale_tiled(process: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
                   scale_hw: Sequence[float], tile: Optional[int], halo: int,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  out: Optional[np.ndarray] = None) -> np.ndarray:
+                  out: Optional[np.ndarray] = None, input_halo: int = 0) -> np.ndarray:
     """Run ``process`` tile by tile on ``image`` (H x W x ...) and stitch the results.
 
     ``process(crop)`` must return the model's output for ``crop`` at ``scale_hw`` (size
@@ -189,7 +192,7 @@ def upscale_tiled(process: Callable[[np.ndarray], np.ndarray], image: np.ndarray
     has that dtype and layout and the full output size, or is written into ``out`` (a view
     of the right size) when given. ``progress(done, total)`` is called after each tile.
     """
-    rows, cols = plan_tiles(image.shape[:2], scale_hw, tile, halo)
+    rows, cols = plan_tiles(image.shape[:2], scale_hw, tile, halo, input_halo)
     total = len(rows) * len(cols)
     for done, (row, col) in enumerate(itertools.product(rows, cols), start=1):
         result = process(image[row.in_start:row.in_stop, col.in_start:col.in_stop])

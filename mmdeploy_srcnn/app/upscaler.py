@@ -176,7 +176,7 @@ class Upscaler:
         scale_h, scale_w = _scale_pair(scale)
         try:
             rows, cols = plan_tiles(image_hw, (scale_h, scale_w), self.tile,
-                                    self.convention.halo)
+                                    self.convention.halo, self.convention.input_halo)
         except TilingError as err:
             raise UpscaleError(str(err)) from None
         return len(rows) * len(cols)
@@ -219,7 +219,7 @@ class Upscaler:
 
         try:
             upscale_tiled(process, color, scale_hw, self.tile, self.convention.halo, progress,
-                          out=color_out)
+                          out=color_out, input_halo=self.convention.input_halo)
         except TilingError as err:
             raise UpscaleError(str(err)) from None
         except BackendTimeout:

@@ -43,8 +43,15 @@ class SRCNN(nn.Module):
             get a term linear in ``1 / scale`` per axis, so one set of weights can sharpen an x4
             upsample harder than an x1.5 one. The terms come from two tiny MatMuls per image;
             adding them is one pass over each hidden layer, which ONNX Runtime cannot fuse
-            into its convolutions (about 25 ms of 116 at 256 -> 768, README "Speed").
+            into its convolutions.
+
+    The I/O contract export records (:func:`mmdeploy_srcnn.apis.export.model_convention`):
+    RGB in [0, 1] (mmagic's convention), the resize first (no input-side receptive field).
     """
+
+    color_order = 'RGB'
+    value_range = (0.0, 1.0)
+    input_receptive_radius = 0
 
     def __init__(self,
                  channels: Sequence[int] = (3, 64, 32, 3),

@@ -44,6 +44,8 @@ class ModelConvention:
         value_range: what the model calls black and white (``(0, 1)``, ``(0, 255)`` ...).
         halo: output pixels, per side, that one output pixel depends on after the resize: how
             much tiles must overlap.
+        input_halo: input pixels, per side, that a pixel depends on *before* the resize (0
+            when the resize comes first, as in SRCNN): tiles read that much more input.
     """
 
     image_input: str = 'input'
@@ -53,6 +55,7 @@ class ModelConvention:
     color_order: str = 'RGB'
     value_range: Tuple[float, float] = (0.0, 1.0)
     halo: int = 6
+    input_halo: int = 0
 
     def __post_init__(self) -> None:
         for key in ('image_input', 'factor_input', 'output'):
@@ -70,9 +73,10 @@ class ModelConvention:
         if self.color_order not in COLOR_ORDERS:
             raise ValueError(f'color_order must be one of {", ".join(COLOR_ORDERS)}, '
                              f'got {self.color_order!r}')
-        if (not isinstance(self.halo, int) or isinstance(self.halo, bool)
-                or not 0 <= self.halo <= MAX_HALO):
-            raise ValueError(f'halo must be an int in 0..{MAX_HALO}, got {self.halo!r}')
+        for key in ('halo', 'input_halo'):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_HALO:
+                raise ValueError(f'{key} must be an int in 0..{MAX_HALO}, got {value!r}')
         low, high = self.value_range
         if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in (low, high)) \
                 or not low < high:
@@ -133,11 +137,12 @@ class ModelConvention:
             except ValueError:
                 raise ValueError(f'bad value_range in model metadata: {text!r}') from None
             kwargs['value_range'] = (low, high)
-        if 'halo' in kwargs:
-            text = str(kwargs['halo'])
-            if not text.isdigit() or len(text) > 3:
-                raise ValueError(f'bad halo in model metadata: {text!r}')
-            kwargs['halo'] = int(text)
+        for key in ('halo', 'input_halo'):
+            if key in kwargs:
+                text = str(kwargs[key])
+                if not text.isdigit() or len(text) > 3:
+                    raise ValueError(f'bad {key} in model metadata: {text!r}')
+                kwargs[key] = int(text)
         try:
             return cls(**kwargs)
         except ValueError as err:

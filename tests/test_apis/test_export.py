@@ -176,7 +176,7 @@ def test_failed_export_keeps_the_previous_file(tmp_path, deploy_cfg, exported):
     before = target.read_bytes()
 
     class Broken(torch.nn.Module):
-        receptive_radius = 0
+        color_order, value_range, receptive_radius, input_receptive_radius = 'RGB', (0, 1), 0, 0
 
         def forward(self, x, factor):
             raise RuntimeError('boom inside forward')
@@ -264,5 +264,7 @@ def test_model_without_receptive_radius_gets_a_warning(tmp_path, deploy_cfg):
         def forward(self, x, factor):
             return F.interpolate(x, scale_factor=factor, mode='bicubic')
 
-    with pytest.warns(UserWarning, match='Bare has no receptive_radius property: .*halo=6'):
+    with pytest.warns(UserWarning, match=r"Bare does not declare color_order, value_range, "
+                                         r"receptive_radius, input_receptive_radius: the "
+                                         r"metadata says color_order='RGB', .*receptive_radius=6"):
         torch2onnx(Bare(), deploy_cfg, tmp_path)

@@ -93,3 +93,19 @@ def test_tiled_equals_untiled_on_a_1000x800_photo(srcnn_onnx, scale):
     tiled = Upscaler(srcnn_onnx, tile=400).upscale(to_float(photo), scale)
     assert tiled.shape == untiled.shape == (int(800 * scale), int(1000 * scale), 3)
     assert np.abs(tiled - untiled).max() <= 1 / 255
+
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.integers(1, 300), tile=st.integers(MIN_TILE, 200),
+       scale=st.sampled_from([1.5, 2.0, 2.5, 3.0, 4.0]), input_halo=st.integers(1, 4))
+def test_plan_reads_the_input_halo_around_every_tap(length, tile, scale, input_halo):
+    """A model with spatial layers before its resize reads input_halo more input pixels."""
+    out_length = resized_length(length, scale)
+    spans = plan_axis(length, scale, tile, SRCNN_HALO, input_halo)
+    for span in spans:
+        needed = np.arange(max(span.out_start - SRCNN_HALO, 0),
+                           min(span.out_stop + SRCNN_HALO, out_length))
+        taps = np.floor((needed + 0.5) / scale - 0.5).astype(int)[:, None] + np.arange(-1, 3)
+        reach = taps[:, :1] + np.arange(-input_halo, 4 + input_halo)
+        np.testing.assert_array_equal(np.clip(reach, 0, length - 1),
+                                      np.clip(reach, span.in_start, span.in_stop - 1))

@@ -83,7 +83,7 @@ CONFIGS = {
                           'onnx_config.save_file: must be a file name inside the work dir'),
     'syntax error': ("onnx_config = dict(\n", 'cannot load config'),
     'unknown model': ("_base_ = ['{base}']\nmodel = dict(type='EDSR')\n",
-                      "model: unknown model type 'EDSR' (registered: SRCNN)"),
+                      "model: unknown model type 'EDSR' (registered: "),
 }
 CHECKPOINTS = {
     'wrong keys': (_wrong_keys, 'unexpected keys: conv9.weight'),

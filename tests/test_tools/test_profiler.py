@@ -29,7 +29,8 @@ def test_json_has_every_engine_and_field(config_run):
     assert report['input_shape'] == [2, 3, 12, 10] and report['output_shape'] == [2, 3, 24, 30]
     assert report['macs_per_output_pixel'] == 20_000  # SRCNN 9-1-5, 64/32 filters
     assert report['flop_per_run'] == 2 * 20_000 * 2 * 24 * 30
-    assert [e['engine'] for e in report['engines']] == ['pytorch', 'onnxruntime/f32', 'openvino/f32']
+    assert [e['engine'] for e in report['engines']] == ['pytorch', 'onnxruntime/f32',
+                                                        'openvino/f32']
     for engine in report['engines']:
         assert set(engine) == ENGINE_FIELDS
         assert set(engine['latency']) == {'mean', 'median', 'p90', 'min'}
