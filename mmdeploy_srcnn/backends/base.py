@@ -3,6 +3,7 @@ import abc
 import difflib
 import inspect
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,10 +24,19 @@ class BackendTimeout(BackendError):
     """A run that took longer than its timeout (it was cancelled)."""
 
 
+# Lines of an engine's message that only say where in its sources it was raised (OpenVINO
+# puts them first: "Exception from src/inference/src/cpp/core.cpp:84:").
+_SOURCE_LOCATION = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
+_MAX_MESSAGE = 300
+
+
 def first_line(err: BaseException) -> str:
-    """An engine's error message in one line (engines often add stack dumps below it)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
+    """An engine's error message in one line: the lines that say what went wrong, without the
+    source locations and stack dumps engines add, joined and cut to a readable length."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    meaningful = [line for line in lines if not _SOURCE_LOCATION.match(line)] or lines
+    text = ' '.join(meaningful[:3]) if meaningful else type(err).__name__
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + '...'
 
 
 class BaseBackend(abc.ABC):

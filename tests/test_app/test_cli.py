@@ -252,3 +252,14 @@ def test_folder_edge_cases(capsys, srcnn_onnx, images, tmp_path):
     assert code == 2 and err == [f'srcnn-upscale: error: {tmp_path / "up" / "photo.png"}: output '
                                  f'path is also the output for {images / "photo.png"}']
     assert '1 of 2 images upscaled at x2, 1 failed in ' in out
+
+
+def test_a_missing_engine_is_one_error_not_a_batch_of_failures(capsys, srcnn_onnx, images,
+                                                               tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'openvino', None)  # `import openvino` fails
+    code, out, err = run(capsys, srcnn_onnx, images, '--out-dir', tmp_path / 'up', '--scale', 2,
+                         '--backend', 'openvino')
+    assert code == 2 and out == ''
+    assert err == ["srcnn-upscale: error: the openvino backend needs the 'openvino' package, "
+                   "which is not installed: pip install 'mmdeploy_srcnn[openvino]'"]
+    assert not (tmp_path / 'up').exists()

@@ -11,6 +11,7 @@ from support.models import scale_aware_srcnn
 from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.backends import BackendError, backend_class, backend_names, build_backend
+from mmdeploy_srcnn.backends.base import first_line
 from mmdeploy_srcnn.registry import BACKENDS
 
 ENGINES = ['onnxruntime', 'openvino', 'reference']
@@ -175,3 +176,14 @@ def test_run_failures_become_backend_errors(onnx_path, name):
     with pytest.raises(BackendError, match='failed to run the model'):
         backend.run({'input': np.zeros((1, 5, 4, 4), np.float32),  # 5 channels, model takes 3
                      'factor': np.full(2, 2, np.float32)})
+
+
+def test_engine_messages_keep_what_went_wrong_not_where():
+    message = ("Exception from src/inference/src/cpp/infer_request.cpp:224:\n"
+               "Check 'getShape().isCompatible(dims)' failed at src/plugins/intel_cpu/src/"
+               "memory_desc/cpu_memory_desc.h:99:\n"
+               "ParameterMismatch: Can not clone with new dims.\n\n")
+    assert first_line(RuntimeError(message)) == 'ParameterMismatch: Can not clone with new dims.'
+    assert first_line(RuntimeError('x' * 1000)).endswith('...')
+    assert len(first_line(RuntimeError('x' * 1000))) == 300
+    assert first_line(RuntimeError('')) == 'RuntimeError'
