@@ -103,7 +103,8 @@ def test_metadata_is_kept_and_says_int8(fp32_onnx, int8_onnx):
     assert ModelConvention.from_metadata(result) == ModelConvention.from_metadata(source)
 
 
-@pytest.mark.parametrize('engine', ['onnxruntime', 'openvino'])
+@pytest.mark.parametrize('engine', ['onnxruntime',
+                                    pytest.param('openvino', marks=pytest.mark.openvino)])
 @pytest.mark.parametrize('scale', [2.0, 2.5, 3.0])
 def test_int8_runs_close_to_float(fp32_onnx, int8_onnx, engine, scale):
     reference = run('onnxruntime', fp32_onnx, scale)
@@ -115,6 +116,7 @@ def test_int8_runs_close_to_float(fp32_onnx, int8_onnx, engine, scale):
     assert np.abs(output - reference).max() > 1e-4
 
 
+@pytest.mark.openvino
 def test_engines_agree_on_the_int8_file(int8_onnx):
     np.testing.assert_allclose(run('openvino', int8_onnx, 3.0),
                                run('onnxruntime', int8_onnx, 3.0), atol=CROSS_ENGINE_ATOL)
