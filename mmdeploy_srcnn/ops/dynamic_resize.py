@@ -20,12 +20,17 @@ from torch import Tensor
 from torch.onnx import symbolic_helper
 
 from mmdeploy_srcnn.ops import interpolation
-
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 MODES = ('nearest', 'bilinear', 'bicubic')
 _OP_NAMESPACE = 'mmdeploy_srcnn'
 TORCHSCRIPT_MIN_OPSET = 11
+AXES_MIN_OPSET = 18  # Resize's ``axes`` attribute
+# The factor must reach Resize's ``scales`` with no node in between: engines running in
+# bfloat16 (OpenVINO's default on CPUs with bf16) keep ``scales`` in float32 but round every
+# other float tensor, so a ``Concat`` building ``[1, 1, scale_h, scale_w]`` turned x2.3 into
+# x2.296875 (50 px -> 114 instead of 115). With ``axes`` (opset 18+) a ``[scale_h, scale_w]``
+# factor goes in as it is; before opset 18 only a 4-element factor does.
 
 
 def resize_attributes(mode: str, align_corners: bool) -> Dict[str, object]:
@@ -130,19 +135,18 @@ def _onnx_attrs(mode: str, align_corners: bool) -> Dict[str, object]:
             for key, value in resize_attributes(mode, align_corners).items()}
 
 
-def _full_scales(g, scales):
-    if scales.type().scalarType() != 'Float':
-        scales = g.op('Cast', scales, to_i=1)  # FLOAT
-    if symbolic_helper._get_tensor_sizes(scales) == [4]:
-        return scales
-    ones = g.op('Constant', value_t=torch.ones(2, dtype=torch.float32))
-    return g.op('Concat', ones, scales, axis_i=0)
-
-
 @symbolic_helper.parse_args('v', 'v', 's', 'b')
 def _dynamic_resize_symbolic(g, x, scales, mode, align_corners):
     empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
-    return g.op('Resize', x, empty, _full_scales(g, scales), **_onnx_attrs(mode, align_corners))
+    attrs = _onnx_attrs(mode, align_corners)
+    if scales.type().scalarType() != 'Float':
+        scales = g.op('Cast', scales, to_i=1)  # FLOAT
+    if symbolic_helper._get_tensor_sizes(scales) != [4]:
+        if g.opset >= AXES_MIN_OPSET:  # the factor goes in unchanged (see AXES_MIN_OPSET)
+            return g.op('Resize', x, empty, scales, axes_i=[2, 3], **attrs)
+        ones = g.op('Constant', value_t=torch.ones(2, dtype=torch.float32))
+        scales = g.op('Concat', ones, scales, axis_i=0)
+    return g.op('Resize', x, empty, scales, **attrs)
 
 
 @symbolic_helper.parse_args('v', 'v', 's', 'b')
@@ -176,9 +180,8 @@ def dynamo_translation_table() -> Dict[object, object]:
     from onnxscript import opset18 as op
 
     def translate_dynamic_resize(x, scales, mode: str, align_corners: bool):
-        if scales.shape[0] == 2:  # [scale_h, scale_w] -> [1, 1, scale_h, scale_w]
-            scales = op.Concat(op.Constant(value_floats=[1.0, 1.0]), scales, axis=0)
-        return op.Resize(x, None, scales, **resize_attributes(mode, align_corners))
+        axes = {'axes': [2, 3]} if scales.shape[0] == 2 else {}  # scales go in unchanged
+        return op.Resize(x, None, scales, **axes, **resize_attributes(mode, align_corners))
 
     def translate_dynamic_resize_to_size(x, sizes, mode: str, align_corners: bool):
         full_sizes = op.Concat(op.Shape(x, start=0, end=2), op.Cast(sizes, to=7), axis=0)
