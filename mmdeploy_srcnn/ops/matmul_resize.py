@@ -63,6 +63,8 @@ from mmdeploy_srcnn.ops.dynamic_resize import (
 _OP_NAME = 'mmdeploy_srcnn::matmul_resize'
 _FLOAT = 1  # onnx.TensorProto.FLOAT, for Cast
 _SHAPE_START_MIN_OPSET = 15  # Shape's ``start`` attribute
+_UNSQUEEZE_INPUT_MIN_OPSET = 13  # Unsqueeze's axes as an input, not an attribute
+_INT_MIN_MAX_OPSET = 12  # Min and Max of integers
 
 Scalar = Union[float, int]
 
@@ -114,6 +116,19 @@ def _shape_from(e: _Emitter, x: Any, start: int) -> Any:
     return e.op('Slice', e.op('Shape', x), _ints(e, [start]), _ints(e, [8]))
 
 
+def _unsqueeze(e: _Emitter, x: Any, axes: List[int]) -> Any:
+    if e.opset >= _UNSQUEEZE_INPUT_MIN_OPSET:
+        return e.op('Unsqueeze', x, _ints(e, axes))
+    return e.op('Unsqueeze', x, axes=axes)
+
+
+def _extreme(e: _Emitter, op_type: str, a: Any, b: Any) -> Any:
+    """``Max`` or ``Min`` of int64 tensors (before opset 12 through ``Where``)."""
+    if e.opset >= _INT_MIN_MAX_OPSET:
+        return e.op(op_type, a, b)
+    return e.op('Where', e.op('Greater' if op_type == 'Max' else 'Less', a, b), a, b)
+
+
 def _ceil_div(e: _Emitter, minus_one: Any, divisor: Any) -> Any:
     """``ceil(a / divisor)`` for ``a > 0`` and ``divisor > 0``, given ``minus_one = a - 1``."""
     return e.op('Add', e.op('Div', minus_one, divisor), _ints(e, 1))
@@ -148,12 +163,12 @@ def _axis_matrix(e: _Emitter, resize: Callable[[Any], Any], in_len: Any, out_len
     index = e.op('Range', zero, in_len, one)  # k
     residue = e.op('Mod', index, planes)
     pattern = e.op('OneHot', residue, planes, e.const([0.0, 1.0], torch.float32), axis=0)
-    pattern = e.op('Expand', e.op('Unsqueeze', pattern, _ints(e, [0, 3])), other_len)
+    pattern = e.op('Expand', _unsqueeze(e, pattern, [0, 3]), other_len)  # (1, P, in, D)
     weights = e.op('Gather', resize(pattern), zero, axis=3)  # (1, P, out)
     weights = e.op('Gather', weights, residue, axis=1)  # (1, in, out): plane of k's residue
     start = e.op('Sub', e.op('Div', e.op('Mul', e.op('Range', zero, out_len, one), in_len),
                              out_len), lead)  # (out,): first index of each window
-    offset = e.op('Sub', e.op('Unsqueeze', index, one), start)  # (in, out): k - start
+    offset = e.op('Sub', _unsqueeze(e, index, [1]), start)  # (in, out): k - start
     inside = e.op('Equal', e.op('Mod', offset, planes), offset)  # 0 <= offset < P
     return e.op('Where', inside, weights, e.const(0.0, torch.float32))
 
@@ -166,16 +181,16 @@ def _build_graph(e: _Emitter, x: Any, scales: Any, scale_count: int, mode: str,
     in_hw = _shape_from(e, x, 2)
     empty = e.op('Slice', x, _ints(e, [0]), _ints(e, [0]), _ints(e, [0]))  # x[:0]
     # Max: an empty output must not divide by zero (integer division can kill the process).
-    out_hw = e.op('Max', _shape_from(e, along_h(empty), 2), one)
+    out_hw = _extreme(e, 'Max', _shape_from(e, along_h(empty), 2), one)
     in_minus_one = e.op('Sub', in_hw, one)
     spread = _ceil_div(e, in_minus_one, out_hw)  # c
     lead = e.op('Add', spread, _ints(e, 2))
     planes = e.op('Add', e.op('Add', lead, lead), one)  # P = 2c + 5
     # |out - in|, not with Abs: OpenVINO 2026.4 returns Abs of a shape's negative entries
     # unchanged. D = ceil(in / min(out, |out - in|)), 1 where out == in (|out - in| -> in).
-    change = e.op('Max', e.op('Sub', out_hw, in_hw), e.op('Sub', in_hw, out_hw))
+    change = _extreme(e, 'Max', e.op('Sub', out_hw, in_hw), e.op('Sub', in_hw, out_hw))
     change = e.op('Where', e.op('Equal', change, _ints(e, 0)), in_hw, change)
-    other_len = _ceil_div(e, in_minus_one, e.op('Min', out_hw, change))
+    other_len = _ceil_div(e, in_minus_one, _extreme(e, 'Min', out_hw, change))
     matrices = []
     for axis, resize in enumerate((along_h, along_w)):
         scalars = [e.op('Gather', vector, _ints(e, axis))

@@ -149,6 +149,23 @@ def test_openvino_runs_the_graph_as_its_own_resize(sessions):
         assert np.abs(actual[:, channels] - expected[:, channels]).max() <= ATOL
 
 
+@pytest.mark.parametrize('opset', [11, 13])
+def test_older_opsets_give_the_same_graph_result(tmp_path, opset):
+    """Before opset 13 Unsqueeze takes attributes, before 12 Min/Max take no integers."""
+    models = {}
+    for matmul in (True, False):
+        cfg = load_deploy_config('configs/srcnn_dynamic.py', {'onnx_config.opset_version': opset,
+                                                              'onnx_config.matmul_resize': matmul})
+        path = torch2onnx(AllModes().eval(), cfg, tmp_path / str(matmul))
+        models[matmul] = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    rng = np.random.default_rng(3)
+    for size, scale in CASES:
+        image = rng.random((1, 3, *size), dtype=np.float32)
+        actual, expected = (_run(models[matmul], image, scale) for matmul in (True, False))
+        assert actual.shape == expected.shape
+        assert np.abs(actual - expected).max() <= ATOL
+
+
 scales = st.floats(0.5, 4.0, allow_nan=False, width=32)
 
 
