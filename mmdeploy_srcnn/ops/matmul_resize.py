@@ -8,11 +8,11 @@ the factor stays a graph input.
 Precision. An engine running the graph in bfloat16 or float16 (OpenVINO's default on CPUs
 with bf16) rounds every float tensor, the factor included, except what it keeps in float32:
 integer tensors, and the ``scales`` input of ``Resize``, which ONNX types as float32 whatever
-the data type and OpenVINO reads in float32. Sizes and sample coordinates computed by float
-arithmetic in the graph come out wrong (289 px x 3 gave 864 px in bf16). So here the factor
-reaches the graph only as the ``scales`` of ``Resize`` nodes, wired directly (a node in
-between would be rounded), every size and index is integer arithmetic, and every weight is
-computed by the engine's own ``Resize``, in float32, then rounded once:
+the data type and OpenVINO reads in float32. Float arithmetic on sizes and coordinates then
+goes wrong (bfloat16 holds 289 as 288: 289 px x 3 came out 864 px). So the factor reaches
+the graph only as the ``scales`` of ``Resize`` nodes, wired directly (a node in between would
+be rounded), every size and index is integer arithmetic, and every weight is computed by the
+engine's own ``Resize`` in float32, then rounded once:
 
 * ``out``: the shape of ``Resize`` applied to an empty batch ``x[:0]``, the engine's own size
   rule at no cost;
@@ -26,11 +26,11 @@ computed by the engine's own ``Resize``, in float32, then rounded once:
   to round ``out``: the coordinate ``x`` of ``j`` lies between ``j * in / out - c - 1/2`` and
   ``j * in / out + c``.
 * each plane tensor has a second, constant axis (the other axis's scale applies to it) of
-  length ``D``: 1 where the other axis keeps its length, else ``ceil(in / min(out, |out -
-  in|))`` of that axis. It is never emptied, and it keeps its length exactly when the other
-  axis does, so the planes keep their whole shape exactly when the image does: ONNX Runtime,
-  which copies a tensor that keeps its shape whatever the scale, then copies them too, and
-  the matrices follow its rule for the image.
+  length ``D``, from that axis: ``ceil(in / (out - in))`` where it grows, else ``c`` (so 1
+  where it keeps its length). It is never emptied, and keeps its length exactly when the
+  other axis does, so the planes keep their whole shape exactly when the image does: ONNX
+  Runtime, which copies a tensor that keeps its shape whatever the scale, copies them then,
+  and the matrices follow its rule for the image.
 
 On ONNX Runtime the weights are those of ONNX Runtime's ``Resize``, so the result equals it
 within float32 rounding; on any engine it is that engine's ``Resize`` as two products.
@@ -137,14 +137,16 @@ def _ceil_div(e: _Emitter, minus_one: Any, divisor: Any) -> Any:
 def _resizers(e: _Emitter, scales: Any, scale_count: int,
               attrs: Dict[str, Any]) -> Tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """Two ``Resize`` functions of a 4-D tensor: the factor on axes (2, 3), and swapped onto
-    axes (3, 2), so that either image axis can be resized along axis 2 (ONNX Runtime's faster
-    direction for cubic)."""
+    axes (3, 2). The weights of either image axis are then computed along axis 2, ONNX
+    Runtime's faster direction for cubic."""
     roi = e.no_input()
     if e.opset >= AXES_MIN_OPSET:  # the factor goes in unchanged, whatever its length
-        first = [0, 1] if scale_count == 4 else []
-        return tuple(  # type: ignore[return-value]
-            lambda data, axes=first + axes: e.op('Resize', data, roi, scales, axes=axes, **attrs)
-            for axes in ([2, 3], [3, 2]))
+        batch_channels = [0, 1] if scale_count == 4 else []
+
+        def along(axes: List[int]) -> Callable[[Any], Any]:
+            return lambda data: e.op('Resize', data, roi, scales, axes=batch_channels + axes,
+                                     **attrs)
+        return along([2, 3]), along([3, 2])
     full = scales if scale_count == 4 else e.op(
         'Concat', e.const([1.0, 1.0], torch.float32), scales, axis=0)
     swapped = e.op('Gather', full, _ints(e, [0, 1, 3, 2]))
@@ -186,11 +188,10 @@ def _build_graph(e: _Emitter, x: Any, scales: Any, scale_count: int, mode: str,
     spread = _ceil_div(e, in_minus_one, out_hw)  # c
     lead = e.op('Add', spread, _ints(e, 2))
     planes = e.op('Add', e.op('Add', lead, lead), one)  # P = 2c + 5
-    # |out - in|, not with Abs: OpenVINO 2026.4 returns Abs of a shape's negative entries
-    # unchanged. D = ceil(in / min(out, |out - in|)), 1 where out == in (|out - in| -> in).
-    change = _extreme(e, 'Max', e.op('Sub', out_hw, in_hw), e.op('Sub', in_hw, out_hw))
-    change = e.op('Where', e.op('Equal', change, _ints(e, 0)), in_hw, change)
-    other_len = _ceil_div(e, in_minus_one, _extreme(e, 'Min', out_hw, change))
+    # D: ceil(in / (out - in)) where the axis grows, else c (1 where it keeps its length).
+    growth = _extreme(e, 'Max', e.op('Sub', out_hw, in_hw), one)
+    other_len = e.op('Where', e.op('Greater', out_hw, in_hw),
+                     _ceil_div(e, in_minus_one, growth), spread)
     matrices = []
     for axis, resize in enumerate((along_h, along_w)):
         scalars = [e.op('Gather', vector, _ints(e, axis))
