@@ -180,3 +180,18 @@ def test_property_matmul_graph_equals_onnx_resize(sessions, height, width, scale
     expected = _run(sessions[False][1], image, (scale_h, scale_w))
     assert actual.shape == expected.shape
     assert np.abs(actual - expected).max() <= ATOL
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason='OpenVINO 2026.4 (CPU) reads non-constant Resize scales '
+                                       'only when an input shape changes')
+def test_openvino_follows_a_new_factor_with_the_same_shapes(sessions):
+    """A new factor that keeps every shape (x3 then x3.001 at 64 px) reuses the first one's
+    weights on OpenVINO, in the matmul graph as in plain Resize. When this passes, OpenVINO
+    has fixed it. A run with another input shape in between avoids it."""
+    image = np.random.default_rng(4).random((1, 3, 64, 64), dtype=np.float32)
+    openvino = build_backend({'type': 'openvino'}, sessions[True][2])
+    openvino.run({'input': image, 'factor': np.array([3.0, 3.0], np.float32)})
+    actual = openvino.run({'input': image, 'factor': np.array([3.01, 3.01], np.float32)})
+    expected = _run(sessions[True][1], image, (3.01, 3.01))
+    assert np.abs(actual['output'] - expected).max() <= ATOL
