@@ -184,7 +184,7 @@ def test_property_matmul_graph_equals_onnx_resize(sessions, height, width, scale
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason='OpenVINO 2026.4 (CPU) reads non-constant Resize scales '
-                                       'only when an input shape changes')
+                          'only when an input shape changes')
 def test_openvino_follows_a_new_factor_with_the_same_shapes(sessions):
     """A new factor that keeps every shape (x3 then x3.001 at 64 px) reuses the first one's
     weights on OpenVINO, in the matmul graph as in plain Resize. When this passes, OpenVINO
