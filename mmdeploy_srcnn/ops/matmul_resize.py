@@ -14,8 +14,8 @@ the graph only as the ``scales`` of ``Resize`` nodes, wired directly (a node in 
 be rounded), every size and index is integer arithmetic, and every weight is computed by the
 engine's own ``Resize`` in float32, then rounded once:
 
-* ``out``: the shape of ``Resize`` applied to an empty batch ``x[:0]``, the engine's own size
-  rule at no cost;
+* ``out``: the shapes of ``Resize`` applied to a one pixel wide column and row of the image,
+  the engine's own size rule at almost no cost;
 * per axis, ``Resize`` of ``P`` *residue planes* of length ``in`` (plane ``p`` is 1 at the
   indices ``k`` with ``k mod P == p``) gives, for output ``j``, the total weight of the taps of
   ``j`` at indices of each residue. The taps of ``j`` lie in a window of ``P`` consecutive
@@ -109,11 +109,11 @@ def _ints(e: _Emitter, value: Union[int, Sequence[int]]) -> Any:
     return e.const(value, torch.int64)
 
 
-def _shape_from(e: _Emitter, x: Any, start: int) -> Any:
-    """``Shape(x)[start:]`` as int64."""
+def _shape(e: _Emitter, x: Any, start: int, end: int) -> Any:
+    """``Shape(x)[start:end]`` (int64)."""
     if e.opset >= _SHAPE_START_MIN_OPSET:
-        return e.op('Shape', x, start=start)
-    return e.op('Slice', e.op('Shape', x), _ints(e, [start]), _ints(e, [8]))
+        return e.op('Shape', x, start=start, end=end)
+    return e.op('Slice', e.op('Shape', x), _ints(e, [start]), _ints(e, [end]))
 
 
 def _unsqueeze(e: _Emitter, x: Any, axes: List[int]) -> Any:
@@ -180,10 +180,15 @@ def _build_graph(e: _Emitter, x: Any, scales: Any, scale_count: int, mode: str,
     """``Wh . x . Ww^T`` with both matrices computed from ``Shape(x)`` and ``scales``."""
     along_h, along_w = _resizers(e, scales, scale_count, resize_attributes(mode, align_corners))
     one = _ints(e, 1)
-    in_hw = _shape_from(e, x, 2)
-    empty = e.op('Slice', x, _ints(e, [0]), _ints(e, [0]), _ints(e, [0]))  # x[:0]
+    in_hw = _shape(e, x, 2, 4)
+    # Output sizes: the engine's own rule, from one pixel wide slices of the image.
+    first, second = _ints(e, [0, 0, 0]), _ints(e, [1, 1, 1])
+    column, row = (e.op('Slice', x, first, second, _ints(e, axes))
+                   for axes in ([0, 1, 3], [0, 1, 2]))  # (1, 1, in_h, 1), (1, 1, 1, in_w)
+    out_hw = e.op('Concat', _shape(e, along_h(column), 2, 3), _shape(e, along_h(row), 3, 4),
+                  axis=0)
     # Max: an empty output must not divide by zero (integer division can kill the process).
-    out_hw = _extreme(e, 'Max', _shape_from(e, along_h(empty), 2), one)
+    out_hw = _extreme(e, 'Max', out_hw, one)
     in_minus_one = e.op('Sub', in_hw, one)
     spread = _ceil_div(e, in_minus_one, out_hw)  # c
     lead = e.op('Add', spread, _ints(e, 2))

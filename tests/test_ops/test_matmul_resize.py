@@ -101,9 +101,9 @@ def test_graph_computes_weights_with_resize_and_sizes_with_integers(sessions):
                        if any(name in float_values for name in node.output)}
     assert float_producers <= FLOAT_NODES, float_producers - FLOAT_NODES
     ops = [node.op_type for node in matmul_proto.graph.node]
-    # Per mode case: one Resize for the output size, one per axis for the weights; two
-    # MatMul apply the matrices to the image.
-    assert ops.count('Resize') == 3 * len(MODE_CASES)
+    # Per mode case and axis: one Resize for the output size, one for the weights; two MatMul
+    # apply the matrices to the image.
+    assert ops.count('Resize') == 4 * len(MODE_CASES)
     assert ops.count('MatMul') == 2 * len(MODE_CASES)
     assert [n.op_type for n in plain_proto.graph.node].count('Resize') == len(MODE_CASES)
 
