@@ -182,8 +182,8 @@ def _build_graph(e: _Emitter, x: Any, scales: Any, scale_count: int, mode: str,
     one = _ints(e, 1)
     in_hw = _shape(e, x, 2, 4)
     # Output sizes: the engine's own rule, from one pixel wide slices of the image.
-    first, second = _ints(e, [0, 0, 0]), _ints(e, [1, 1, 1])
-    column, row = (e.op('Slice', x, first, second, _ints(e, axes))
+    starts, ends = _ints(e, [0, 0, 0]), _ints(e, [1, 1, 1])
+    column, row = (e.op('Slice', x, starts, ends, _ints(e, axes))
                    for axes in ([0, 1, 3], [0, 1, 2]))  # (1, 1, in_h, 1), (1, 1, 1, in_w)
     out_hw = e.op('Concat', _shape(e, along_h(column), 2, 3), _shape(e, along_h(row), 3, 4),
                   axis=0)
