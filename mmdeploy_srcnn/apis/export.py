@@ -19,8 +19,6 @@ from torch import Tensor, nn
 import mmdeploy_srcnn
 from mmdeploy_srcnn.apis.rewrites import deploy_context
 from mmdeploy_srcnn.core import RewriterContext, patch_model
-from mmdeploy_srcnn.ops.matmul_resize import \
-    dynamo_translation_table as matmul_resize_translation_table
 from mmdeploy_srcnn.utils.fileio import atomic_path
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 
@@ -125,8 +123,7 @@ def _export_dynamo(model: nn.Module, args: Tuple[Tensor, Tensor], path: Path,
                 input_names=list(onnx_cfg.input_names),
                 output_names=list(onnx_cfg.output_names),
                 dynamic_shapes=_dynamic_shapes(onnx_cfg),
-                custom_translation_table={**ctx.dynamo_translation_table(),
-                                          **matmul_resize_translation_table()},
+                custom_translation_table=ctx.dynamo_translation_table(),
                 external_data=False, optimize=True, verbose=False)
     finally:
         exporter_log.setLevel(previous_level)

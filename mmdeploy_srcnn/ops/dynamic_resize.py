@@ -29,6 +29,12 @@ MODES = ('nearest', 'bilinear', 'bicubic')
 _OP_NAMESPACE = 'mmdeploy_srcnn'
 TORCHSCRIPT_MIN_OPSET = 11
 DYNAMO_MIN_OPSET = 18  # the translations build opset-18 onnxscript ops
+AXES_MIN_OPSET = 18  # Resize's ``axes`` attribute
+# The factor must reach Resize's ``scales`` with no node in between: engines running in
+# bfloat16 (OpenVINO's default on CPUs with bf16) keep ``scales`` in float32 but round every
+# other float tensor, so a ``Concat`` building ``[1, 1, scale_h, scale_w]`` turned x2.3 into
+# x2.296875 (50 px -> 114 instead of 115). With ``axes`` (opset 18+) a ``[scale_h, scale_w]``
+# factor goes in as it is; before opset 18 only a 4-element factor does.
 
 
 def resize_attributes(mode: str, align_corners: bool) -> Dict[str, object]:
@@ -133,21 +139,20 @@ def _onnx_attrs(mode: str, align_corners: bool) -> Dict[str, object]:
             for key, value in resize_attributes(mode, align_corners).items()}
 
 
-def _full_scales(g, scales):
-    if scales.type().scalarType() != 'Float':
-        scales = g.op('Cast', scales, to_i=1)  # FLOAT
-    if symbolic_helper._get_tensor_sizes(scales) == [4]:
-        return scales
-    ones = g.op('Constant', value_t=torch.ones(2, dtype=torch.float32))
-    return g.op('Concat', ones, scales, axis_i=0)
-
-
 @SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize',
                                      opset=TORCHSCRIPT_MIN_OPSET)
 @symbolic_helper.parse_args('v', 'v', 's', 'b')
 def _dynamic_resize_symbolic(g, x, scales, mode, align_corners):
     empty = g.op('Constant', value_t=torch.tensor([], dtype=torch.float32))
-    return g.op('Resize', x, empty, _full_scales(g, scales), **_onnx_attrs(mode, align_corners))
+    attrs = _onnx_attrs(mode, align_corners)
+    if scales.type().scalarType() != 'Float':
+        scales = g.op('Cast', scales, to_i=1)  # FLOAT
+    if symbolic_helper._get_tensor_sizes(scales) != [4]:
+        if g.opset >= AXES_MIN_OPSET:  # the factor goes in unchanged (see AXES_MIN_OPSET)
+            return g.op('Resize', x, empty, scales, axes_i=[2, 3], **attrs)
+        ones = g.op('Constant', value_t=torch.ones(2, dtype=torch.float32))
+        scales = g.op('Concat', ones, scales, axis_i=0)
+    return g.op('Resize', x, empty, scales, **attrs)
 
 
 @SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',
@@ -170,9 +175,8 @@ def _translate_dynamic_resize(x, scales, mode: str, align_corners: bool):
     """The same single ``Resize`` as the TorchScript symbolic."""
     from onnxscript import opset18 as op  # imported on use: keeps importing this module cheap
 
-    if scales.shape[0] == 2:  # [scale_h, scale_w] -> [1, 1, scale_h, scale_w]
-        scales = op.Concat(op.Constant(value_floats=[1.0, 1.0]), scales, axis=0)
-    return op.Resize(x, None, scales, **resize_attributes(mode, align_corners))
+    axes = {'axes': [2, 3]} if scales.shape[0] == 2 else {}  # scales go in unchanged
+    return op.Resize(x, None, scales, **axes, **resize_attributes(mode, align_corners))
 
 
 @SYMBOLIC_REWRITER.register_symbolic(f'{_OP_NAMESPACE}::dynamic_resize_to_size',

@@ -45,8 +45,8 @@ def interpolation_matrix(out_length: int, in_length: int, scale: float, mode: st
     matrix = torch.zeros(out_length, in_length, dtype=torch.float32)
     rows = torch.arange(out_length)
     if mode == 'nearest':
-        x = torch.arange(out_length, dtype=torch.float32) / torch.tensor(scale,
-                                                                          dtype=torch.float32)
+        scale_f32 = torch.tensor(scale, dtype=torch.float32)
+        x = torch.arange(out_length, dtype=torch.float32) / scale_f32
         matrix[rows, torch.floor(x).long().clamp(0, in_length - 1)] = 1.0
         return matrix
     x = source_coordinates(out_length, in_length, scale, align_corners)
