@@ -36,8 +36,8 @@ import onnxruntime as ort
 import openvino as ov
 from onnx import TensorProto, helper, numpy_helper
 
-from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC, conv_macs_per_output_pixel
 from mmdeploy_srcnn.backends.onnxruntime import session_options
+from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC, conv_macs_per_output_pixel
 from mmdeploy_srcnn.quantization import builtin_calibration_set, quantize_int8
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.model_meta import ModelConvention

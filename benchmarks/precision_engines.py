@@ -32,10 +32,10 @@ import openvino as ov
 import torch
 
 from mmdeploy_srcnn.apis import torch2onnx
+from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.datasets.builtin import load_split
 from mmdeploy_srcnn.datasets.protocol import average_by_scale, evaluate
 from mmdeploy_srcnn.models import build_model
-from mmdeploy_srcnn.utils.config import load_deploy_config
 
 CONFIG = 'configs/srcnn_dynamic.py'
 CPU_FLAGS = ('avx512_bf16', 'amx_bf16', 'avx512_fp16', 'avx512_vnni', 'amx_int8')

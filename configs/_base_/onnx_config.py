@@ -3,7 +3,9 @@ onnx_config = dict(
     # 'torchscript' (torch.onnx.export(dynamo=False), opset 11..20) or
     # 'dynamo' (torch.export based, the default of torch >= 2.9; opset >= 18).
     exporter='torchscript',
-    opset_version=17,
+    # 18: Resize takes a [scale_h, scale_w] factor as it is (its axes attribute), so engines
+    # that compute in bfloat16 (OpenVINO's default on CPUs with bf16) keep the factor exact.
+    opset_version=18,
     save_file='end2end.onnx',  # relative to the work dir
     input_names=['input', 'factor'],
     output_names=['output'],

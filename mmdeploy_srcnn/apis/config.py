@@ -309,11 +309,6 @@ def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:
         validate_backend_config(backend_config)
     except BackendError as err:
         raise ConfigError(f'{source}: {err}') from None
-    precision = backend_config.get('precision', 'f32')
-    if cfg.onnx_config.matmul_resize and backend_config.type == 'openvino' \
-            and precision != 'f32':
-        _fail(source, 'backend_config.precision', f'the matmul resize (onnx_config.'
-              f'matmul_resize=True) needs precision f32 on OpenVINO, got {precision!r}')
     _require(cfg, 'model', source, dict)
     _require(cfg, 'model.type', source, str)
     for key in ('checkpoint', 'demo_image'):

@@ -45,21 +45,16 @@ emitter. Eager mode is :func:`~mmdeploy_srcnn.ops.dynamic_resize` itself (valida
 float32 size rule and :func:`~mmdeploy_srcnn.ops.interpolation.resize`, the same matrix
 product), so every path of the project shares one definition of the result.
 """
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.onnx import symbolic_helper
 
 from mmdeploy_srcnn.core import SYMBOLIC_REWRITER
-from mmdeploy_srcnn.ops.dynamic_resize import (
-    AXES_MIN_OPSET,
-    DYNAMO_MIN_OPSET,
-    TORCHSCRIPT_MIN_OPSET,
-    dynamic_resize,
-    fake_resize_output,
-    resize_attributes,
-)
+from mmdeploy_srcnn.ops.dynamic_resize import (AXES_MIN_OPSET, DYNAMO_MIN_OPSET,
+                                               TORCHSCRIPT_MIN_OPSET, dynamic_resize,
+                                               fake_resize_output, resize_attributes)
 
 _OP_NAME = 'mmdeploy_srcnn::matmul_resize'
 _FLOAT = 1  # onnx.TensorProto.FLOAT, for Cast

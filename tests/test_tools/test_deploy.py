@@ -42,9 +42,8 @@ def test_dynamo_config(tmp_path):
     assert report['exporter'] == 'dynamo' and report['opset'] == 18
     # The shipped model is scale-aware: Reciprocal, MatMul, Reshape, Add give the hidden layers
     # their factor-dependent biases (the README quotes this list).
-    assert report['nodes'] == ['Concat', 'Resize', 'Conv', 'Reciprocal', 'MatMul', 'Reshape',
-                               'Add', 'Relu', 'Conv', 'MatMul', 'Reshape', 'Add', 'Relu', 'Conv',
-                               'Add']
+    assert report['nodes'] == ['Resize', 'Conv', 'Reciprocal', 'MatMul', 'Reshape', 'Add',
+                               'Relu', 'Conv', 'MatMul', 'Reshape', 'Add', 'Relu', 'Conv', 'Add']
 
 
 def test_mismatch_exits_1(tmp_path, capsys):

@@ -16,7 +16,7 @@ from support.models import scale_aware_srcnn
 from support.precision import low_precision_atol, round_floats
 
 from mmdeploy_srcnn.apis import torch2onnx
-from mmdeploy_srcnn.utils.config import load_deploy_config
+from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.utils.sizes import resized_length
 
 MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),
