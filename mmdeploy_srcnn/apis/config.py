@@ -132,8 +132,10 @@ def parse_cfg_options(items: Sequence[str]) -> Dict[str, Any]:
                               '(e.g. verify.atol=1e-5)')
         try:
             options[key] = DictAction._parse_iterable(value)
-        except AssertionError as err:  # mmengine asserts balanced brackets
-            raise ConfigError(f'--cfg-options: {item!r}: {err}') from None
+        except (AssertionError, RecursionError, ValueError) as err:  # unbalanced brackets...
+            raise ConfigError(f'--cfg-options: {item!r}: cannot read the value '
+                              f'({type(err).__name__}: {_first_line(err)}); give numbers, '
+                              'strings, True/False/None or [lists]/(tuples) of them') from None
     return options
 
 

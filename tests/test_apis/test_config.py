@@ -95,6 +95,7 @@ def test_paths_in_the_shipped_config_work_from_any_directory(tmp_path, monkeypat
     (['=3'], "'=3' is not KEY=VALUE"),
     (['verify..atol=1'], 'is not KEY=VALUE'),
     (['verify.sizes=[(8,8]'], 'Imbalanced brackets'),
+    (['verify.precisions=dict(a=dict(atol=1),b=dict(atol=2))'], 'cannot read the value'),
 ])
 def test_bad_cfg_options_are_one_line_errors(items, message):
     with pytest.raises(ConfigError, match=message):

@@ -89,13 +89,23 @@ def test_help_explains_the_outputs():
 
 
 @pytest.mark.openvino
-def test_openvino_config_compares_every_engine(tmp_path, capsys):
+def test_openvino_config_compares_every_engine_and_precision(tmp_path, capsys):
+    # 50 px at x2.3: 115 px; a factor rounded to bf16 (2.296875) would give 114.
     code = deploy.main(['configs/srcnn_dynamic_openvino.py', '--work-dir', str(tmp_path),
-                        '--cfg-options', 'verify.sizes=[(12,10)]', 'verify.batch_sizes=[1]'])
+                        '--cfg-options', 'verify.sizes=[(50,30)]', 'verify.batch_sizes=[1]'])
     assert code == 0
     out = capsys.readouterr().out
     assert 'openvino' in out and 'reference' in out
     report = json.loads((tmp_path / 'report.json').read_text())
+    rows = report['verification']
+    by_precision = {p: [r for r in rows if r['precision'] == p]
+                    for p in ('f32', 'default', 'bf16', 'f16', 'int8')}
+    assert all(len(group) == 6 for group in by_precision.values())  # the six scales
+    assert all(row['passed'] and row['torch_shape'] == row['backend_shape'] for row in rows)
+    assert {tuple(r['backend_shape']) for r in by_precision['default'] if r['scale'][0] < 2.31
+            and r['scale'][0] > 2.29} == {(1, 3, 115, 69)}
+    assert (tmp_path / 'end2end_int8.onnx').is_file()
+    assert max(r['max_abs_diff'] for r in by_precision['int8']) > 1e-3  # really int8
     assert report['backend'] == 'openvino'
     comparison = report['backend_comparison']
     assert comparison['engines'] == ['pytorch', 'openvino', 'onnxruntime', 'reference']
