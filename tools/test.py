@@ -129,8 +129,10 @@ def runs_to_make(args: argparse.Namespace) -> List[Tuple[str, str]]:
     return pairs
 
 
-def quality_table(runs: Dict[Tuple[str, str], List[Dict]], split: str):
-    """Y-PSNR loss of each reduced precision against f32 on the same engine, per scale."""
+def quality_table(runs: Dict[Tuple[str, str], List[Dict]], split: str, model: str):
+    """Y-PSNR loss of each reduced precision against f32 on the same engine, per scale, with
+    what it was measured on (the exported model's checkpoint hash and resize graph)."""
+    from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
     from mmdeploy_srcnn.utils.precision import QualityTable
 
     losses: Dict[str, Dict[str, Dict[float, float]]] = {}
@@ -141,7 +143,10 @@ def quality_table(runs: Dict[Tuple[str, str], List[Dict]], split: str):
         f32 = {row['scale']: row['psnr'] for row in reference}
         losses.setdefault(engine, {})[precision] = {
             row['scale']: f32[row['scale']] - row['psnr'] for row in per_scale}
-    return QualityTable(losses, split=split)
+    metadata = read_onnx_metadata(model)
+    provenance = {key: metadata[f'mmdeploy_srcnn.{key}'] for key in ('checkpoint_sha256', 'resize')
+                  if f'mmdeploy_srcnn.{key}' in metadata}
+    return QualityTable(losses, split=split, provenance=provenance)
 
 
 def format_table(per_image: List[Dict], per_scale: List[Dict]) -> str:
@@ -220,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                'per_scale': first['per_scale'], 'per_image': first['per_image'],
                'runs': results}
     if len(results) > 1:
-        table = quality_table(runs, split)
+        table = quality_table(runs, split, args.model)
         summary['quality_table'] = table.to_dict()
         print('\nY-PSNR loss against f32 on the same engine (dB):')
         for engine, by_precision in table.losses.items():

@@ -29,8 +29,8 @@ from mmdeploy_srcnn.utils.scale import parse_scale
 
 PathLike = Union[str, os.PathLike]
 EXPORTERS = {'torchscript': (11, 20), 'dynamo': (18, 23)}
-TOP_LEVEL_KEYS = ('model', 'checkpoint', 'demo_image', 'onnx_config', 'backend_config',
-                  'verify', 'custom_imports')
+TOP_LEVEL_KEYS = ('model', 'checkpoint', 'demo_image', 'quality_table', 'onnx_config',
+                  'backend_config', 'verify', 'custom_imports')
 ONNX_CONFIG_KEYS = ('exporter', 'opset_version', 'save_file', 'input_names', 'output_names',
                     'factor_format', 'matmul_resize', 'dynamic_axes')
 VERIFY_KEYS = ('scales', 'sizes', 'batch_sizes', 'atol', 'cross_backend_atol',
@@ -313,7 +313,7 @@ def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:
         raise ConfigError(f'{source}: {err}') from None
     _require(cfg, 'model', source, dict)
     _require(cfg, 'model.type', source, str)
-    for key in ('checkpoint', 'demo_image'):
+    for key in ('checkpoint', 'demo_image', 'quality_table'):
         value = cfg.get(key)
         if value is not None and not isinstance(value, str):
             _fail(source, key, f'must be a path or None, got {value!r}')

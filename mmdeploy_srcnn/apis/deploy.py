@@ -8,6 +8,7 @@ dir (every output path must resolve inside it, symlinks included).
 """
 import collections
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -33,8 +34,11 @@ from mmdeploy_srcnn.ops import dynamic_resize
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.precision import (QUALITY_TABLE_KEY, QualityTable, QualityTableError,
+                                            parse_quality_table)
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
+CHECKPOINT_SHA256_KEY = 'mmdeploy_srcnn.checkpoint_sha256'
 IMAGES_DIR = 'images'
 REPORT_FILE = 'report.json'
 
@@ -51,6 +55,7 @@ class DeployPlan:
     model: nn.Module
     checkpoint: Optional[Path]  # None: random weights, asked for explicitly
     compare: Optional[List[str]]
+    metadata: Dict[str, str]  # added to the exported file's metadata_props
 
 
 @dataclasses.dataclass
@@ -131,10 +136,45 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
     if 'int8' in cfg.verify.get('precisions', {}):
         check_calibration_images()
     model = load_model(cfg, checkpoint)
+    metadata = {}
+    if checkpoint is not None:
+        metadata[CHECKPOINT_SHA256_KEY] = file_sha256(checkpoint)
+        if cfg.get('quality_table'):
+            metadata[QUALITY_TABLE_KEY] = quality_table_for(
+                Path(cfg.quality_table), metadata[CHECKPOINT_SHA256_KEY], cfg).to_json()
     return DeployPlan(cfg=cfg, work_dir=resolved,
                       onnx_path=resolved / cfg.onnx_config.save_file, demo_image=image_path,
                       demo_batch=demo_batch, model=model, checkpoint=checkpoint,
-                      compare=None if compare is None else list(compare))
+                      compare=None if compare is None else list(compare), metadata=metadata)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex (which weights an exported file holds)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for block in iter(lambda: file.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def quality_table_for(path: Path, checkpoint_sha256: str, cfg: Config) -> QualityTable:
+    """The config's quality table, which must describe these weights and this resize graph:
+    ``--precision auto`` trusts it to pick a reduced precision."""
+    try:
+        table = parse_quality_table(path.read_text(encoding='utf-8'), str(path))
+    except OSError as err:
+        raise ConfigError(f'quality_table: {path}: {err.strerror or err}') from None
+    except QualityTableError as err:
+        raise ConfigError(f'quality_table: {err}') from None
+    resize = 'matmul' if cfg.onnx_config.matmul_resize else 'Resize'
+    measured = table.provenance
+    if measured.get('checkpoint_sha256') != checkpoint_sha256 or measured.get('resize') != resize:
+        raise ConfigError(f'quality_table: {path} was measured on checkpoint '
+                          f'{measured.get("checkpoint_sha256", "?")[:12]} with the '
+                          f'{measured.get("resize", "?")} resize, not on these weights '
+                          f'({checkpoint_sha256[:12]}) with the {resize} resize; measure it '
+                          'again (tools/test.py --quality-table) or set quality_table=None')
+    return table
 
 
 def check_calibration_images() -> None:
@@ -274,7 +314,7 @@ def run_deploy(plan: DeployPlan, logger: MMLogger) -> DeployResult:
     """Export, check, verify on the backend (and compare engines), demo images, report."""
     cfg = plan.cfg
     start = time.perf_counter()
-    onnx_path = torch2onnx(plan.model, cfg, plan.work_dir)
+    onnx_path = torch2onnx(plan.model, cfg, plan.work_dir, plan.metadata)
     export_seconds = time.perf_counter() - start
     nodes = [node.op_type for node in onnx.load(str(onnx_path)).graph.node]
     logger.info(f'exported {onnx_path} with the {cfg.onnx_config.exporter} exporter in '

@@ -56,6 +56,7 @@ _MAX_TABLE_CHARS = 65536
 _LOSS_BOUNDS_DB = (-1.0, 100.0)  # a reduced precision may measure a hair better than f32
 _SCALE_BOUNDS = (1.0, 16.0)
 _MAX_ENGINES, _MAX_SCALES = 16, 64
+_MAX_PROVENANCE, _MAX_PROVENANCE_CHARS = 16, 200
 _DECIMALS = 4  # 0.1 mdB: far below the evaluation's resolution, keeps the metadata short
 
 
@@ -157,16 +158,22 @@ class QualityTable:
 
     losses: Mapping[str, Mapping[str, Mapping[float, float]]]
     split: str = 'builtin:test'
+    #: what was measured (e.g. ``checkpoint_sha256``, ``resize``): a table only describes the
+    #: weights and graph it was measured on
+    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON-serialisable form :func:`parse_quality_table` reads (scales as strings,
         losses rounded to 4 decimals)."""
-        return {'version': QUALITY_TABLE_VERSION, 'metric': 'y_psnr_loss_db',
+        data = {'version': QUALITY_TABLE_VERSION, 'metric': 'y_psnr_loss_db',
                 'split': self.split,
                 'losses': {engine: {precision: {f'{scale:g}': round(loss, _DECIMALS)
                                                 for scale, loss in sorted(by_scale.items())}
                                     for precision, by_scale in by_precision.items()}
                            for engine, by_precision in self.losses.items()}}
+        if self.provenance:
+            data['provenance'] = dict(self.provenance)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -249,7 +256,12 @@ def parse_quality_table(text: str, source: str = 'quality table') -> QualityTabl
             if precision == 'f32' and any(row.values()):
                 raise _fail(source, where_p, 'f32 is the reference; its losses must be 0')
             losses[engine][precision] = row
-    return QualityTable(losses, split)
+    provenance = _mapping(data.get('provenance', {}), source, 'provenance', _MAX_PROVENANCE)
+    for key, value in provenance.items():
+        if not (isinstance(value, str) and len(value) <= _MAX_PROVENANCE_CHARS):
+            raise _fail(source, f'provenance.{key}', f'expected a string of at most '
+                        f'{_MAX_PROVENANCE_CHARS} characters, got {value!r:.80}')
+    return QualityTable(losses, split, dict(provenance))
 
 
 @dataclasses.dataclass(frozen=True)
