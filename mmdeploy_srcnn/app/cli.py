@@ -25,8 +25,8 @@ from mmdeploy_srcnn.utils.fileio import printable
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
-from .batch import (DONE, FAILED, Failure, ImageSettings, Job, collect_inputs, is_done,
-                    plan_jobs, read_path_list, upscale_job)
+from .batch import (DONE, FAILED, Failure, ImageSettings, Job, collect_inputs, is_done, plan_jobs,
+                    read_path_list, upscale_job)
 from .precision import AUTO
 from .precision import CHOICES as PRECISION_CHOICES
 from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
@@ -56,6 +56,7 @@ examples:
   srcnn-upscale model.onnx photo.png -o photo_x2.5.png --scale 2.5
   srcnn-upscale model.onnx photo.png -o photo_2x3.png --scale 2x3   # 2x taller, 3x wider
   srcnn-upscale model.onnx photos/ --out-dir upscaled/ --scale 3 --compare
+  srcnn-upscale model.onnx 'photos/**/*.jpg' --out-dir up/ --scale 2 --engine ray  # resumable
 
 exit status: 0 when every image was written, 2 on any error (the others are still
 processed), 130 when interrupted.

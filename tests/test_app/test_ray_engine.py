@@ -191,3 +191,12 @@ def test_ctrl_c_stops_the_pool_and_leaves_no_partial_file(srcnn_onnx, tmp_path):
     assert summary['counts']['not_run'] == 12 - len(done) > 0
     for name in done:
         assert read_image(out_dir / name).shape == (128, 128, 3)
+
+
+def test_rows_are_grouped_in_blocks_that_still_spread_over_every_worker():
+    from mmdeploy_srcnn.app.ray_engine import Pool, block_count
+
+    assert block_count(200, Pool(1, 1)) == 20  # 10 images a block
+    assert block_count(200, Pool(8, 1)) == 32  # at least 4 blocks a worker
+    assert block_count(12, Pool(2, 1)) == 8
+    assert block_count(3, Pool(2, 1)) == 3  # never an empty block
