@@ -9,33 +9,37 @@ run never leaves a partial file or clobbers one. Ctrl-C stops within about two s
 inside an engine call.
 """
 import argparse
-import dataclasses
 import math
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import cv2
-import numpy as np
 from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.utils.fileio import printable
-from mmdeploy_srcnn.utils.image import (DEFAULT_MAX_BYTES, IMAGE_SUFFIXES, ImageError, probe_image,
-                                        read_image, write_image)
+from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
+from .batch import (DONE, FAILED, Failure, ImageSettings, Job, collect_inputs, is_done, plan_jobs,
+                    read_path_list, upscale_job)
 from .precision import AUTO
 from .precision import CHOICES as PRECISION_CHOICES
+from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
+                         upscale_on_ray)
+from .run_summary import (SUMMARY_NAME, RunSettings, RunSummary, SummaryError, check_resume,
+                          file_sha256, read_previous_settings)
 from .tiling import DEFAULT_TILE, MIN_TILE
-from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, UpscaleError, Upscaler, resize_bicubic
+from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, Upscaler
 
 PROG = 'srcnn-upscale'
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+ENGINES = ('local', 'ray')
 _INTEGER = re.compile(r'[0-9]+')
 _DECIMAL = re.compile(r'[0-9]+(\.[0-9]*)?|\.[0-9]+')
 
@@ -52,6 +56,7 @@ examples:
   srcnn-upscale model.onnx photo.png -o photo_x2.5.png --scale 2.5
   srcnn-upscale model.onnx photo.png -o photo_2x3.png --scale 2x3   # 2x taller, 3x wider
   srcnn-upscale model.onnx photos/ --out-dir upscaled/ --scale 3 --compare
+  srcnn-upscale model.onnx 'photos/**/*.jpg' --out-dir up/ --scale 2 --engine ray  # resumable
 
 exit status: 0 when every image was written, 2 on any error (the others are still
 processed), 130 when interrupted.
@@ -111,9 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', type=Path, metavar='MODEL.onnx',
                         help='the exported model (factor as a graph input)')
-    parser.add_argument('inputs', type=Path, nargs='+', metavar='INPUT',
+    parser.add_argument('inputs', type=Path, nargs='*', metavar='INPUT',
                         help=f'image files or folders (folders: their {", ".join(IMAGE_SUFFIXES)} '
-                             'files, not recursive)')
+                             'files, not recursive), or glob patterns such as '
+                             "'photos/**/*.jpg' (quoted; ** spans folders)")
+    parser.add_argument('--inputs-from', type=Path, metavar='FILE',
+                        help='also take the inputs listed in FILE, one path a line (- reads '
+                             'standard input)')
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument('-o', '--output', type=Path, metavar='OUT',
                         help='output file, for a single input; its suffix picks the format')
@@ -136,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'works; int8 runs the end2end_int8.onnx beside the model')
     parser.add_argument('--threads', type=_number('threads', 1, integer=True), metavar='N',
                         help=f'engine threads, at most the CPUs available ({cpu_count()} here; '
-                             'default: the engine decides)')
+                             'default: the engine decides; with --engine ray: per worker, '
+                             'default 1)')
     parser.add_argument('--timeout', type=_number('timeout', 0.001), metavar='SECONDS',
                         help='give up on an image whose model runs take longer than this '
                              '(default: no limit); Ctrl-C stops a run in any case')
@@ -144,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='also write OUTSTEM_compare.SUFFIX: bicubic (left) | model (right)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing output files (default: refuse, also when a file '
-                             'appears while the image is processed)')
+                             'appears while the image is processed; --engine ray skips them)')
     parser.add_argument('-q', '--quiet', action='store_true',
                         help='print nothing on success (errors are still printed)')
     parser.add_argument('--max-megapixels', type=_number('max-megapixels', 1e-6),
@@ -154,110 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--allow-external-data', action='store_true',
                         help='let the model read weights from other files in its folder '
                              '(refused by default: a model could name any file there)')
+    engines = parser.add_argument_group(
+        'batch engine', 'local (default): one image after another in this process. ray: a '
+        'pool of workers on Ray Data (pip install mmdeploy_srcnn[ray]), each with its own '
+        'model; resumable: outputs that exist are skipped (unless --overwrite), and '
+        f'DIR/{SUMMARY_NAME} lists what was done, skipped and failed')
+    engines.add_argument('--engine', choices=ENGINES, default=ENGINES[0],
+                         help='local or ray (default: local)')
+    engines.add_argument('--ray-address', metavar='ADDR',
+                         help='join the running Ray cluster at ADDR (e.g. auto or '
+                              'HOST:6379; inputs, outputs and model must be at the same paths '
+                              'on every node); default: start Ray on this machine only')
+    engines.add_argument('--workers', type=_number('workers', 1, integer=True), metavar='N',
+                         help='workers (each loads the model and uses --threads CPUs); '
+                              'default and limit: the CPUs of the cluster / --threads')
     return parser
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One input image and the files it produces."""
-
-    source: Path
-    output: Path
-    compare: Optional[Path]
-
-
-def _collect_inputs(paths: Sequence[Path], errors: List[str]) -> List[Path]:
-    """Expand folders into their image files; a missing path or an empty folder is an error."""
-    images = []
-    for path in paths:
-        name = printable(path)
-        try:
-            is_dir = path.is_dir()
-            if not is_dir and not path.exists() and not path.is_symlink():
-                errors.append(f'{name}: no such file or folder')
-                continue
-            if not is_dir:
-                images.append(path)  # what it is (FIFO, device, image) is checked when read
-                continue
-            found = sorted(child for child in path.iterdir()
-                           if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file()
-                           and not child.name.startswith('.'))
-        except OSError as err:  # e.g. a folder we may not list
-            errors.append(f'{name}: cannot read ({err.strerror or err})')
-            continue
-        if not found:
-            errors.append(f'{name}: folder has no {", ".join(IMAGE_SUFFIXES)} images')
-        images += found
-    return images
-
-
-def _compare_path(output: Path) -> Path:
-    return output.with_name(f'{output.stem}_compare{output.suffix}')
-
-
-def _refusal(target: Path, inputs: Set[Path], claimed: Dict[Path, Path],
-             overwrite: bool) -> Optional[str]:
-    """Why ``target`` must not be written, or None."""
-    name = printable(target)
-    if target.suffix.lower() not in IMAGE_SUFFIXES:
-        return (f'{name}: cannot write {printable(target.suffix) or "a file without a suffix"} '
-                f'(use one of {", ".join(IMAGE_SUFFIXES)})')
-    resolved = target.resolve()
-    if resolved in inputs:
-        return f'{name}: output path is also an input; choose another output'
-    if resolved in claimed:
-        return f'{name}: output path is also the output for {printable(claimed[resolved])}'
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        return f'{name}: output file exists (pass --overwrite to replace it)'
-    return None
-
-
-def _plan_jobs(sources: List[Path], args: argparse.Namespace, errors: List[str]) -> List[Job]:
-    """Pair each input with its outputs; refuse unsafe outputs before any work is done."""
-    inputs = {source.resolve() for source in sources}
-    claimed: Dict[Path, Path] = {}
-    jobs = []
-    for source in sources:
-        output = args.output if args.output is not None else args.out_dir / source.name
-        compare = _compare_path(output) if args.compare else None
-        targets = [output] if compare is None else [output, compare]
-        problem = next(filter(None, (_refusal(target, inputs, claimed, args.overwrite)
-                                     for target in targets)), None)
-        if problem:
-            errors.append(problem)
-            continue
-        claimed.update((target.resolve(), source) for target in targets)
-        jobs.append(Job(source, output, compare))
-    return jobs
-
-
-def _process(upscaler: Upscaler, job: Job, args: argparse.Namespace,
-             progress: Optional[Callable[[int, int], None]]) -> str:
-    """Read, upscale and write one image (and its comparison); returns a one-line summary.
-
-    The input's and the output's sizes are checked on the file header, before decoding.
-    """
-    started = time.perf_counter()
-    name = printable(job.source)
-    max_pixels = int(args.max_megapixels * 1e6)
-    info = probe_image(job.source, max_pixels=max_pixels)
-    try:
-        upscaler.check_output_size((info.height, info.width), args.scale)
-    except UpscaleError as err:
-        raise UpscaleError(f'{name}: {err}') from None
-    image = read_image(job.source, max_pixels=max_pixels, max_bytes=DEFAULT_MAX_BYTES)
-    try:
-        upscaled = upscaler.upscale(image, args.scale, progress, timeout=args.timeout)
-    except (UpscaleError, BackendError) as err:
-        raise type(err)(f'{name}: {err}') from None
-    out_h, out_w = upscaled.shape[:2]
-    if job.compare is not None:
-        side_by_side = np.concatenate([resize_bicubic(image, args.scale), upscaled], axis=1)
-        write_image(job.compare, side_by_side, overwrite=args.overwrite, consume=True)
-    write_image(job.output, upscaled, overwrite=args.overwrite, consume=True)
-    return (f'upscaled {name} ({image.shape[1]}x{image.shape[0]}) '
-            f'x{format_scale(args.scale)} -> {printable(job.output)} ({out_w}x{out_h}) on '
-            f'{args.backend} {upscaler.precision} in {time.perf_counter() - started:.1f} s')
 
 
 class _TileProgress:
@@ -280,38 +201,52 @@ class _TileProgress:
             self._bar = None
 
 
+def _warn(message: str) -> None:
+    print(f'{PROG}: warning: {message}', file=sys.stderr)
+
+
+def _upscaler_options(args: argparse.Namespace, threads: Optional[int]) -> Dict[str, Any]:
+    """``Upscaler`` keyword arguments (all but the model path), for every engine."""
+    return dict(backend=args.backend, tile=args.tile, threads=threads,
+                max_output_pixels=int(args.max_megapixels * 1e6), precision=args.precision,
+                allow_external_data=args.allow_external_data)
+
+
+def _image_settings(args: argparse.Namespace) -> ImageSettings:
+    return ImageSettings(scale=args.scale, max_pixels=int(args.max_megapixels * 1e6),
+                         timeout=args.timeout, overwrite=args.overwrite, backend=args.backend)
+
+
 def _load(args: argparse.Namespace) -> Upscaler:
     """The model on its engine, with the thread count capped at the CPUs available."""
     threads = args.threads
     if threads is not None and threads > cpu_count():
-        print(f'{PROG}: warning: --threads {threads} is more than the {cpu_count()} CPUs '
-              f'available; using {cpu_count()}', file=sys.stderr)
+        _warn(f'--threads {threads} is more than the {cpu_count()} CPUs available; using '
+              f'{cpu_count()}')
         threads = cpu_count()
-    return Upscaler(args.model, backend=args.backend, tile=args.tile, threads=threads,
-                    max_output_pixels=int(args.max_megapixels * 1e6), precision=args.precision,
-                    allow_external_data=args.allow_external_data)
+    return Upscaler(args.model, **_upscaler_options(args, threads))
 
 
-def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str],
+def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],
          summaries: List[str]) -> int:
     """Process every job with a loaded ``Upscaler``; returns how many succeeded.
 
     A failed image is added to ``errors`` and the batch goes on.
     """
     upscaler = _load(args)
+    settings = _image_settings(args)
     interactive = not args.quiet and sys.stderr.isatty()  # no bars in logs and pipes
     batch_bar = ProgressBar(len(jobs), file=sys.stderr) if len(jobs) > 1 and interactive \
         else None
     tile_progress = _TileProgress() if batch_bar is None and interactive else None
     done = 0
     for job in jobs:
-        try:
-            summaries.append(_process(upscaler, job, args, tile_progress))
+        outcome = upscale_job(upscaler, job, settings, tile_progress)
+        if outcome.status == DONE:
+            summaries.append(outcome.message)
             done += 1
-        except (ImageError, UpscaleError, BackendError) as err:
-            errors.append(str(err))
-        except MemoryError:
-            errors.append(f'{printable(job.source)}: out of memory (use a smaller --tile)')
+        else:
+            errors.append(Failure(job.source, outcome.message))
         if batch_bar is not None:
             batch_bar.update()
     if batch_bar is not None:
@@ -319,31 +254,53 @@ def _run(jobs: List[Job], args: argparse.Namespace, errors: List[str],
     return done
 
 
+def _check_engine_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.engine != 'ray' and (args.ray_address is not None or args.workers is not None):
+        parser.error('--ray-address and --workers need --engine ray')
+    if args.engine == 'ray' and args.output is not None:
+        parser.error('--engine ray writes into --out-dir DIR; -o/--output is for one image on '
+                     'the local engine')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_engine_arguments(parser, args)
     started = time.perf_counter()
-    errors: List[str] = []
-    sources = _collect_inputs(args.inputs, errors)
+    errors: List[Failure] = []
+    paths = list(args.inputs)
+    if args.inputs_from is not None:
+        paths += read_path_list(args.inputs_from, errors)
+    elif not paths:
+        parser.error('the following arguments are required: INPUT (or --inputs-from FILE)')
+    if args.engine == 'ray':  # workers do not share this process's working directory
+        paths = [path.absolute() for path in paths]
+    sources = collect_inputs(paths, errors)
     requested = len(sources) + len(errors)  # a missing input counts as a failed image
-    if args.output is not None and max(len(args.inputs), len(sources)) > 1:
+    if args.output is not None and max(len(paths), len(sources)) > 1:
         parser.error('-o/--output takes a single image; use --out-dir DIR for several')
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are ours
-    jobs = _plan_jobs(sources, args, errors)
+    if args.engine == 'ray':
+        try:
+            return _main_ray(args, sources, errors, requested, started)
+        except KeyboardInterrupt:
+            print(f'\n{PROG}: interrupted (no partial output was left; a rerun resumes)',
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+    jobs, _ = plan_jobs(sources, args.output, args.out_dir, args.compare, args.overwrite, errors)
     summaries: List[str] = []
     done = 0
     if jobs:
         try:
             done = _run(jobs, args, errors, summaries)
         except BackendError as err:  # the model or the engine cannot be loaded: nothing ran
-            errors.append(str(err))
+            errors.append(Failure(None, str(err)))
             requested = 0
         except KeyboardInterrupt:
             print(f'\n{PROG}: interrupted (no partial output was left)', file=sys.stderr)
             return EXIT_INTERRUPTED
-    for message in errors:
-        print(f'{PROG}: error: {message}', file=sys.stderr)
+    _print_errors(errors)
     if not args.quiet:
         if requested == 1 and summaries:
             print(summaries[0])
@@ -352,6 +309,126 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'{done} of {requested} images upscaled at x{format_scale(args.scale)}'
                   f'{failed} in {time.perf_counter() - started:.1f} s')
     return EXIT_USER_ERROR if errors else 0
+
+
+def _print_errors(errors: List[Failure]) -> None:
+    for failure in errors:
+        print(f'{PROG}: error: {failure.message}', file=sys.stderr)
+
+
+# ---- --engine ray ------------------------------------------------------------------------
+
+def _ray_pool(args: argparse.Namespace, cpus: ClusterCpus, jobs: int) -> Pool:
+    """Workers and threads per worker, capped at what the cluster can place (a pool that
+    cannot be placed would wait forever)."""
+    threads = args.threads or 1
+    if threads > cpus.largest_node:
+        _warn(f'--threads {threads} is more than the {cpus.largest_node} CPUs of the largest '
+              f'Ray node; using {cpus.largest_node}')
+        threads = cpus.largest_node
+    most = max(1, cpus.total // threads)
+    workers = args.workers or most
+    if workers > most:
+        _warn(f'--workers {workers} with {threads} thread(s) each needs {workers * threads} '
+              f'CPUs, Ray has {cpus.total}; using {most} workers')
+        workers = most
+    return Pool(min(workers, jobs), threads)
+
+
+def _run_pool(jobs: List[Job], args: argparse.Namespace, model: Path,
+              outcomes: Dict[int, Tuple[str, str]]) -> Pool:
+    """Run ``jobs`` on a Ray Data pool, filling ``outcomes`` (job index -> status, message)
+    as they come back; returns the pool's size. A progress bar is shown on a terminal.
+
+    On Ctrl-C the pool is stopped (a local Ray until its processes are gone) and the
+    temporary files of the images that were being written are removed; an image whose
+    outputs were published before its row came back counts as done (outputs appear complete
+    or not at all, and the plan refused or skipped every output that existed before).
+    """
+    try:
+        with ray_cluster(args.ray_address, cpu_count()) as cpus:
+            pool = _ray_pool(args, cpus, len(jobs))
+            bar = ProgressBar(len(jobs), file=sys.stderr) \
+                if not args.quiet and sys.stderr.isatty() else None
+            for index, outcome in upscale_on_ray(jobs, model, _upscaler_options(args, pool.threads),
+                                                 _image_settings(args), pool):
+                outcomes[index] = (outcome.status, outcome.message)
+                if bar is not None:
+                    bar.update()
+            if bar is not None:
+                sys.stderr.write('\n')
+            return pool
+    except KeyboardInterrupt:
+        unreported = [index for index in range(len(jobs)) if index not in outcomes]
+        remove_leftovers([jobs[index] for index in unreported])
+        outcomes.update((index, (DONE, '')) for index in unreported if is_done(jobs[index]))
+        raise
+
+
+def _main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure],
+              requested: int, started: float) -> int:
+    """``--engine ray``: plan with resuming, run the jobs on a Ray Data pool, keep the summary.
+
+    The model is loaded here first, so a bad model is one error before Ray starts.
+    """
+    out_dir, model = args.out_dir.absolute(), args.model.absolute()
+    jobs, skipped = plan_jobs(sources, None, out_dir, args.compare, args.overwrite, errors,
+                              skip_done=True)
+    try:
+        Upscaler(model, **_upscaler_options(args, 1))
+        settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
+        if skipped:
+            check_resume(read_previous_settings(out_dir), settings, out_dir)
+    except (BackendError, SummaryError) as err:  # nothing ran
+        _print_errors(errors + [Failure(None, str(err))])
+        return EXIT_USER_ERROR
+    summary = RunSummary(out_dir, 'ray', settings, model)
+    for job in skipped:
+        summary.add_skipped(job.source, job.output, 'output exists')
+    for failure in errors:
+        summary.add_failed(failure.path, failure.message)
+    summary.write('running', time.perf_counter() - started)
+    outcomes: Dict[int, Tuple[str, str]] = {}
+    pool = None
+    try:
+        pool = _run_pool(jobs, args, model, outcomes) if jobs else None
+    except RayEngineError as err:
+        errors.append(Failure(None, str(err)))
+    except KeyboardInterrupt:
+        _record(summary, jobs, outcomes, errors)
+        summary.write('interrupted', time.perf_counter() - started, len(jobs) - len(outcomes))
+        raise
+    _record(summary, jobs, outcomes, errors)
+    summary.write('finished', time.perf_counter() - started, len(jobs) - len(outcomes))
+    _print_errors(errors)
+    if not args.quiet:
+        done = len(summary.done)
+        parts = [f'{done} of {requested} images upscaled at x{format_scale(args.scale)}']
+        if skipped:
+            parts.append(f'{len(skipped)} skipped (done before)')
+        if requested - done - len(skipped):
+            parts.append(f'{requested - done - len(skipped)} failed')
+        where = '' if pool is None else \
+            f' on Ray ({_count(pool.workers, "worker")}, {_count(pool.threads, "thread")} each)'
+        print(f'{", ".join(parts)} in {time.perf_counter() - started:.1f} s{where}; '
+              f'summary: {printable(summary.path)}')
+    return EXIT_USER_ERROR if errors else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f'{number} {noun}{"" if number == 1 else "s"}'
+
+
+def _record(summary: RunSummary, jobs: List[Job], outcomes: Dict[int, Tuple[str, str]],
+            errors: List[Failure]) -> None:
+    """Move the workers' outcomes into the summary, failures also into ``errors``."""
+    for index, (status, message) in sorted(outcomes.items()):
+        job = jobs[index]
+        if status == DONE:
+            summary.add_done(job.source, job.output)
+        elif status == FAILED:
+            summary.add_failed(job.source, message)
+            errors.append(Failure(job.source, message))
 
 
 def entry_point() -> NoReturn:
