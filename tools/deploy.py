@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmdeploy_srcnn.models import CheckpointError
     from mmdeploy_srcnn.utils.image import ImageError
     try:
-        plan = prepare_deploy(cfg, work_dir, image, checkpoint, compare)
+        plan = prepare_deploy(cfg, work_dir, image, checkpoint, compare, logger)
         if checkpoint is None:
             logger.warning('exporting RANDOM weights (--random-weights): the outputs are not '
                            'super-resolved images; the report says so')

@@ -5,6 +5,12 @@ model = dict(type='SRCNN', channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), resi
 # working directory.
 checkpoint = '{{ fileDirname }}/../../checkpoints/srcnn_multiscale.pth'
 demo_image = '{{ fileDirname }}/../../demo/demo.png'
+# Y-PSNR loss of each reduced precision against f32 on the test split, measured with
+#   python tools/test.py configs/srcnn_train.py --model end2end.onnx --precision f32 int8 \
+#       bf16 f16 --backend onnxruntime openvino --quality-table TABLE.json
+# Recorded in the exported model for srcnn-upscale --precision auto (only when it was measured
+# on these weights and this resize graph).
+quality_table = '{{ fileDirname }}/../../checkpoints/srcnn_multiscale.quality.json'
 
 # PyTorch vs the backend, every combination; shapes must match and values agree within atol
 # (model inputs and outputs are RGB in [0, 1]).

@@ -124,7 +124,8 @@ def check_work_dir(work_dir: Path, save_file: str) -> Path:
 
 
 def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Optional[Path],
-                   compare: Optional[Sequence[str]] = None) -> DeployPlan:
+                   compare: Optional[Sequence[str]] = None,
+                   logger: Optional[MMLogger] = None) -> DeployPlan:
     """Check every input and build the model; raises before anything is written."""
     resolved = check_work_dir(Path(work_dir), cfg.onnx_config.save_file)
     demo_batch = read_rgb_batch(image_path)
@@ -140,8 +141,10 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
     if checkpoint is not None:
         metadata[CHECKPOINT_SHA256_KEY] = file_sha256(checkpoint)
         if cfg.get('quality_table'):
-            metadata[QUALITY_TABLE_KEY] = quality_table_for(
-                Path(cfg.quality_table), metadata[CHECKPOINT_SHA256_KEY], cfg).to_json()
+            table = quality_table_for(Path(cfg.quality_table), metadata[CHECKPOINT_SHA256_KEY],
+                                      cfg, logger)
+            if table is not None:
+                metadata[QUALITY_TABLE_KEY] = table.to_json()
     return DeployPlan(cfg=cfg, work_dir=resolved,
                       onnx_path=resolved / cfg.onnx_config.save_file, demo_image=image_path,
                       demo_batch=demo_batch, model=model, checkpoint=checkpoint,
@@ -157,9 +160,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def quality_table_for(path: Path, checkpoint_sha256: str, cfg: Config) -> QualityTable:
-    """The config's quality table, which must describe these weights and this resize graph:
-    ``--precision auto`` trusts it to pick a reduced precision."""
+def quality_table_for(path: Path, checkpoint_sha256: str, cfg: Config,
+                      logger: Optional[MMLogger]) -> Optional[QualityTable]:
+    """The config's quality table if it describes these weights and this resize graph
+    (``--precision auto`` trusts it to pick a reduced precision); None, with a warning, if it
+    describes others. A missing or malformed table is an error."""
     try:
         table = parse_quality_table(path.read_text(encoding='utf-8'), str(path))
     except OSError as err:
@@ -169,11 +174,13 @@ def quality_table_for(path: Path, checkpoint_sha256: str, cfg: Config) -> Qualit
     resize = 'matmul' if cfg.onnx_config.matmul_resize else 'Resize'
     measured = table.provenance
     if measured.get('checkpoint_sha256') != checkpoint_sha256 or measured.get('resize') != resize:
-        raise ConfigError(f'quality_table: {path} was measured on checkpoint '
-                          f'{measured.get("checkpoint_sha256", "?")[:12]} with the '
-                          f'{measured.get("resize", "?")} resize, not on these weights '
-                          f'({checkpoint_sha256[:12]}) with the {resize} resize; measure it '
-                          'again (tools/test.py --quality-table) or set quality_table=None')
+        if logger is not None:
+            logger.warning(f'quality_table {path} was measured on other weights or another '
+                           f'resize ({measured.get("resize", "?")}, checkpoint '
+                           f'{measured.get("checkpoint_sha256", "?")[:12]}); not recorded, so '
+                           'srcnn-upscale --precision auto will run f32 (measure a table with '
+                           'tools/test.py --quality-table)')
+        return None
     return table
 
 
