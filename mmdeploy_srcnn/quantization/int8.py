@@ -13,11 +13,13 @@ nodes, gives float consumers back the float tensors the tool routed through int8
 source model's metadata over, and writes the file atomically after the ONNX checker passed.
 Torch-free.
 """
+import contextlib
 import importlib.metadata
 import json
+import logging
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
 
 import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -40,6 +42,18 @@ PERCENTILE = 99.99
 #: ``metadata_props`` key of the calibration record in the quantized model.
 CALIBRATION_KEY = 'mmdeploy_srcnn.int8_calibration'
 _QDQ_OPS = ('QuantizeLinear', 'DequantizeLinear')
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization logs advice through the root logger; keep it off stderr."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class QuantizationError(RuntimeError):
@@ -172,18 +186,19 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
     with tempfile.TemporaryDirectory(prefix='int8.') as tmp:
         quantized_path = Path(tmp) / 'quantized.onnx'
         try:
-            quantize_static(
-                model, quantized_path, _Samples(calibration.inputs),
-                quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
-                nodes_to_quantize=to_quantize, per_channel=per_channel,
-                activation_type=activation_type, weight_type=QuantType.QInt8,
-                calibrate_method=METHODS[method],
-                extra_options={'ActivationSymmetric': symmetric_activations,
-                               'WeightSymmetric': True,
-                               'OpTypesToExcludeOutputQuantization': (
-                                   [] if quantize_conv_outputs else ['Conv']),
-                               'CalibPercentile': PERCENTILE,
-                               'CalibStridedMinMax': 1})
+            with _quiet_root_logger():  # its advice to pre-process is not for our users
+                quantize_static(
+                    model, quantized_path, _Samples(calibration.inputs),
+                    quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
+                    nodes_to_quantize=to_quantize, per_channel=per_channel,
+                    activation_type=activation_type, weight_type=QuantType.QInt8,
+                    calibrate_method=METHODS[method],
+                    extra_options={'ActivationSymmetric': symmetric_activations,
+                                   'WeightSymmetric': True,
+                                   'OpTypesToExcludeOutputQuantization': (
+                                       [] if quantize_conv_outputs else ['Conv']),
+                                   'CalibPercentile': PERCENTILE,
+                                   'CalibStridedMinMax': 1})
         except Exception as err:  # ORT's own exception types from calibration runs, and others
             raise QuantizationError(f'{source.name}: quantization failed: '
                                     f'{str(err).strip().splitlines()[0]}') from err

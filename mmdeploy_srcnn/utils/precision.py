@@ -41,7 +41,7 @@ PRECISION_KEY = 'mmdeploy_srcnn.precision'
 QUALITY_TABLE_VERSION = 1
 
 # Fastest first, per engine, among the precisions the engine runs; each needs the CPU units of
-# CpuFeatures.fast_*. Measured with benchmarks/int8_speed.py on a CPU with VNNI and without
+# CpuFeatures.fast_*. Measured with benchmarks/precision_speed.py on a CPU with VNNI and without
 # AMX: OpenVINO's int8 convolutions are faster than its f32 ones. On AMX CPUs int8 tiles have
 # twice the bf16 throughput, so int8 stays first (not measured here). ONNX Runtime's int8
 # convolutions are slower than its f32 ones for SRCNN's shapes (3 input and 3 output channels),

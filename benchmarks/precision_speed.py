@@ -1,6 +1,6 @@
-"""Speed of the int8 model next to float, each against the matmul peak of its own precision.
+"""Speed per engine and precision (f32, bf16, f16, int8), each against its own matmul peak.
 
-    python benchmarks/int8_speed.py [--models work_dirs/srcnn_dynamic/end2end.onnx ...]
+    python benchmarks/precision_speed.py [--models work_dirs/srcnn_dynamic/end2end.onnx ...]
         [--rounds 9] [--work-dir work_dirs/benchmarks/int8]
 
 For each float model (default: the matmul-resize and the plain-Resize exports of
@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
                         help='float .onnx files exported by tools/deploy.py')
     parser.add_argument('--rounds', type=int, default=9, help='timed rounds (>= 7)')
-    parser.add_argument('--work-dir', default='work_dirs/benchmarks/int8')
+    parser.add_argument('--work-dir', default='work_dirs/benchmarks/precision')
     args = parser.parse_args()
     if args.rounds < 7:
         parser.error('--rounds must be at least 7')
@@ -261,7 +261,7 @@ def main() -> int:
     report = {'cpu': features.summary(), 'rows': table, 'models': results,
               'peaks_gops': {f'{e} {p}': v for (e, p), v in peaks.items()},
               'matmul_kernels': matmul_kernels}
-    with atomic_write(work_dir / 'int8_speed.json', 'w') as file:
+    with atomic_write(work_dir / 'precision_speed.json', 'w') as file:
         json.dump(report, file, indent=2)
     return 0
 
