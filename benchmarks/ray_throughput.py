@@ -19,7 +19,6 @@ tools/deploy.py configs/srcnn_dynamic.py`` (run it first). Not part of the tests
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,26 +33,15 @@ import numpy as np
 from mmdeploy_srcnn.app.batch import ImageSettings, Job, upscale_job
 from mmdeploy_srcnn.app.ray_engine import Pool, ray_cluster, upscale_on_ray
 from mmdeploy_srcnn.app.upscaler import Upscaler
+from mmdeploy_srcnn.utils.precision import read_cpu_features
 
 IMAGES, SIZE, SCALE = 200, 128, 2.0
-CPU_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'avx512_vnni', 'avx_vnni')
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_description() -> str:
-    """CPU model, CPUs available to this process and the vector flags that matter here."""
-    model, flags = platform.processor() or 'unknown CPU', set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-            elif line.startswith('flags'):
-                flags = set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    present = [flag for flag in CPU_FLAGS if flag in flags]
-    return (f'{model}; {len(os.sched_getaffinity(0))} CPUs available; flags: '
-            f'{" ".join(present) or "none"}')
+    """The CPU, its relevant flags and the CPUs available to this process."""
+    return f'{read_cpu_features().summary()}; {len(os.sched_getaffinity(0))} CPUs available'
 
 
 def make_images(folder: Path) -> List[Path]:

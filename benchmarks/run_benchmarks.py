@@ -19,7 +19,6 @@ same run, not numbers across runs.
 """
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC
 from mmdeploy_srcnn.profiling.timing import time_runs
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
+from mmdeploy_srcnn.utils.precision import read_cpu_features
 
 CONFIG = 'configs/srcnn_dynamic.py'
 MAIN_SHAPE, MAIN_SCALE = (1, 3, 256, 256), (3.0, 3.0)
@@ -45,22 +45,9 @@ SIZE_SWEEP = [(128, 128), (256, 256), (512, 512), (540, 960)]  # x2 -> the four 
 ORT, OPENVINO = {'type': 'onnxruntime'}, {'type': 'openvino'}
 
 
-CPU_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8')
-
-
 def cpu_description() -> str:
-    """The CPU model and which of the vector/matrix extensions that matter here it has."""
-    model, flags = platform.processor() or 'unknown CPU', set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-            elif line.startswith('flags'):
-                flags = set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    present = [flag for flag in CPU_FLAGS if flag in flags]
-    return f'{model}; {torch.get_num_threads()} threads; flags: {" ".join(present) or "none"}'
+    """The CPU, its relevant flags and the threads torch uses here."""
+    return f'{read_cpu_features().summary()}; {torch.get_num_threads()} threads'
 
 
 def measure_peak_gflops(size: int = 4096, repeats: int = 3,

@@ -32,3 +32,18 @@ def run_backend(backend, image: np.ndarray, scale) -> np.ndarray:
     """The exported model on ``backend``, fed through the convention recorded in the file."""
     convention = ModelConvention.from_metadata(backend.metadata)
     return convention.rgb_output(backend.run(convention.model_inputs(image, scale)))
+
+
+MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),
+              ('bicubic', False), ('bicubic', True)]
+
+
+class AllModes(torch.nn.Module):
+    """Every mode case resized by the same factor, concatenated along channels."""
+
+    color_order, value_range, receptive_radius, input_receptive_radius = 'RGB', (0, 1), 0, 0
+
+    def forward(self, x, factor):
+        return torch.cat([torch.nn.functional.interpolate(
+            x, scale_factor=factor, mode=mode, align_corners=align_corners or None)
+            for mode, align_corners in MODE_CASES], dim=1)

@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from support.models import MODE_CASES, AllModes
 
 from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.apis.export import torch2onnx
@@ -20,8 +20,6 @@ from mmdeploy_srcnn.ops import dynamic_resize, interpolation
 from mmdeploy_srcnn.ops.matmul_resize import matmul_resize
 from mmdeploy_srcnn.utils.sizes import resized_length
 
-MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),
-              ('bicubic', False), ('bicubic', True)]
 EXPORTERS = {'torchscript': {}, 'dynamo': {'onnx_config.exporter': 'dynamo',
                                            'onnx_config.opset_version': 18}}
 ATOL = 1e-5  # against ONNX Runtime's Resize, on inputs in [0, 1]
@@ -33,17 +31,6 @@ CASES = [  # (height, width), (scale_h, scale_w): odd sizes, unequal and non-int
     ((9, 9), (1.05, 1.5)), ((30, 8), (1.02, 3.0)),  # one axis keeps its size, the other not
     ((8, 10), (2.5, 1.25)),  # j / scale a whole number (nearest reads exactly that pixel)
 ]
-
-
-class AllModes(torch.nn.Module):
-    """Every mode case resized by the same factor, concatenated along channels."""
-
-    receptive_radius = 0
-
-    def forward(self, x, factor):
-        return torch.cat([F.interpolate(x, scale_factor=factor, mode=mode,
-                                        align_corners=align_corners or None)
-                          for mode, align_corners in MODE_CASES], dim=1)
 
 
 @pytest.mark.parametrize('mode, align_corners', MODE_CASES)

@@ -9,18 +9,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
-import torch.nn.functional as F
 from onnx import TensorProto, helper
-from support.models import scale_aware_srcnn
+from support.models import AllModes, scale_aware_srcnn
 from support.precision import low_precision_atol, round_floats
 
 from mmdeploy_srcnn.apis import torch2onnx
 from mmdeploy_srcnn.apis.config import load_deploy_config
 from mmdeploy_srcnn.utils.sizes import resized_length
 
-MODE_CASES = [('nearest', False), ('bilinear', False), ('bilinear', True),
-              ('bicubic', False), ('bicubic', True)]
 # Opset 18: Resize takes the [scale_h, scale_w] factor unchanged (its ``axes`` attribute).
 EXPORTERS = {'torchscript': {'onnx_config.opset_version': 18},
              'dynamo': {'onnx_config.exporter': 'dynamo', 'onnx_config.opset_version': 18}}
@@ -31,17 +27,6 @@ CASES = [  # (height, width), (scale_h, scale_w)
     ((31, 40), (1.7, 0.6)), ((64, 48), (4.0, 1.5)), ((11, 11), (1.1, 4.0)),
     ((9, 9), (1.05, 1.5)), ((3, 5), (1.2, 1.1)),  # an axis keeps its size; the whole image
 ]
-
-
-class AllModes(torch.nn.Module):
-    """Every mode case resized by the same factor, concatenated along channels."""
-
-    receptive_radius = 0
-
-    def forward(self, x, factor):
-        return torch.cat([F.interpolate(x, scale_factor=factor, mode=mode,
-                                        align_corners=align_corners or None)
-                          for mode, align_corners in MODE_CASES], dim=1)
 
 
 def _export(model, folder, overrides):
