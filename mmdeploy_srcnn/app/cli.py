@@ -25,14 +25,11 @@ from mmdeploy_srcnn.utils.fileio import printable
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
-from .batch import (DONE, FAILED, Failure, ImageSettings, Job, collect_inputs, is_done, plan_jobs,
-                    read_path_list, upscale_job)
+from .batch import (DONE, Failure, ImageSettings, Job, collect_inputs, plan_jobs, read_path_list,
+                    upscale_job)
 from .precision import AUTO
 from .precision import CHOICES as PRECISION_CHOICES
-from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
-                         upscale_on_ray)
-from .run_summary import (SUMMARY_NAME, RunSettings, RunSummary, SummaryError, check_resume,
-                          file_sha256, read_previous_settings)
+from .run_summary import SUMMARY_NAME
 from .tiling import DEFAULT_TILE, MIN_TILE
 from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, Upscaler
 
@@ -201,18 +198,18 @@ class _TileProgress:
             self._bar = None
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f'{PROG}: warning: {message}', file=sys.stderr)
 
 
-def _upscaler_options(args: argparse.Namespace, threads: Optional[int]) -> Dict[str, Any]:
+def upscaler_options(args: argparse.Namespace, threads: Optional[int]) -> Dict[str, Any]:
     """``Upscaler`` keyword arguments (all but the model path), for every engine."""
     return dict(backend=args.backend, tile=args.tile, threads=threads,
                 max_output_pixels=int(args.max_megapixels * 1e6), precision=args.precision,
                 allow_external_data=args.allow_external_data)
 
 
-def _image_settings(args: argparse.Namespace) -> ImageSettings:
+def image_settings(args: argparse.Namespace) -> ImageSettings:
     return ImageSettings(scale=args.scale, max_pixels=int(args.max_megapixels * 1e6),
                          timeout=args.timeout, overwrite=args.overwrite, backend=args.backend)
 
@@ -221,10 +218,10 @@ def _load(args: argparse.Namespace) -> Upscaler:
     """The model on its engine, with the thread count capped at the CPUs available."""
     threads = args.threads
     if threads is not None and threads > cpu_count():
-        _warn(f'--threads {threads} is more than the {cpu_count()} CPUs available; using '
-              f'{cpu_count()}')
+        warn(f'--threads {threads} is more than the {cpu_count()} CPUs available; using '
+             f'{cpu_count()}')
         threads = cpu_count()
-    return Upscaler(args.model, **_upscaler_options(args, threads))
+    return Upscaler(args.model, **upscaler_options(args, threads))
 
 
 def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],
@@ -234,7 +231,7 @@ def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],
     A failed image is added to ``errors`` and the batch goes on.
     """
     upscaler = _load(args)
-    settings = _image_settings(args)
+    settings = image_settings(args)
     interactive = not args.quiet and sys.stderr.isatty()  # no bars in logs and pipes
     batch_bar = ProgressBar(len(jobs), file=sys.stderr) if len(jobs) > 1 and interactive \
         else None
@@ -283,7 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are ours
     if args.engine == 'ray':
         try:
-            return _main_ray(args, sources, errors, requested, started)
+            from .ray_command import main_ray  # imported on use: Ray is an optional extra
+
+            return main_ray(args, sources, errors, requested, started)
         except KeyboardInterrupt:
             print(f'\n{PROG}: interrupted (no partial output was left; a rerun resumes)',
                   file=sys.stderr)
@@ -300,7 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except KeyboardInterrupt:
             print(f'\n{PROG}: interrupted (no partial output was left)', file=sys.stderr)
             return EXIT_INTERRUPTED
-    _print_errors(errors)
+    print_errors(errors)
     if not args.quiet:
         if requested == 1 and summaries:
             print(summaries[0])
@@ -311,124 +310,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return EXIT_USER_ERROR if errors else 0
 
 
-def _print_errors(errors: List[Failure]) -> None:
+def print_errors(errors: List[Failure]) -> None:
     for failure in errors:
         print(f'{PROG}: error: {failure.message}', file=sys.stderr)
-
-
-# ---- --engine ray ------------------------------------------------------------------------
-
-def _ray_pool(args: argparse.Namespace, cpus: ClusterCpus, jobs: int) -> Pool:
-    """Workers and threads per worker, capped at what the cluster can place (a pool that
-    cannot be placed would wait forever)."""
-    threads = args.threads or 1
-    if threads > cpus.largest_node:
-        _warn(f'--threads {threads} is more than the {cpus.largest_node} CPUs of the largest '
-              f'Ray node; using {cpus.largest_node}')
-        threads = cpus.largest_node
-    most = max(1, cpus.total // threads)
-    workers = args.workers or most
-    if workers > most:
-        _warn(f'--workers {workers} with {threads} thread(s) each needs {workers * threads} '
-              f'CPUs, Ray has {cpus.total}; using {most} workers')
-        workers = most
-    return Pool(min(workers, jobs), threads)
-
-
-def _run_pool(jobs: List[Job], args: argparse.Namespace, model: Path,
-              outcomes: Dict[int, Tuple[str, str]]) -> Pool:
-    """Run ``jobs`` on a Ray Data pool, filling ``outcomes`` (job index -> status, message)
-    as they come back; returns the pool's size. A progress bar is shown on a terminal.
-
-    On Ctrl-C the pool is stopped (a local Ray until its processes are gone) and the
-    temporary files of the images that were being written are removed; an image whose
-    outputs were published before its row came back counts as done (outputs appear complete
-    or not at all, and the plan refused or skipped every output that existed before).
-    """
-    try:
-        with ray_cluster(args.ray_address, cpu_count()) as cpus:
-            pool = _ray_pool(args, cpus, len(jobs))
-            bar = ProgressBar(len(jobs), file=sys.stderr) \
-                if not args.quiet and sys.stderr.isatty() else None
-            for index, outcome in upscale_on_ray(jobs, model, _upscaler_options(args, pool.threads),
-                                                 _image_settings(args), pool):
-                outcomes[index] = (outcome.status, outcome.message)
-                if bar is not None:
-                    bar.update()
-            if bar is not None:
-                sys.stderr.write('\n')
-            return pool
-    except KeyboardInterrupt:
-        unreported = [index for index in range(len(jobs)) if index not in outcomes]
-        remove_leftovers([jobs[index] for index in unreported])
-        outcomes.update((index, (DONE, '')) for index in unreported if is_done(jobs[index]))
-        raise
-
-
-def _main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure],
-              requested: int, started: float) -> int:
-    """``--engine ray``: plan with resuming, run the jobs on a Ray Data pool, keep the summary.
-
-    The model is loaded here first, so a bad model is one error before Ray starts.
-    """
-    out_dir, model = args.out_dir.absolute(), args.model.absolute()
-    jobs, skipped = plan_jobs(sources, None, out_dir, args.compare, args.overwrite, errors,
-                              skip_done=True)
-    try:
-        Upscaler(model, **_upscaler_options(args, 1))
-        settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
-        if skipped:
-            check_resume(read_previous_settings(out_dir), settings, out_dir)
-    except (BackendError, SummaryError) as err:  # nothing ran
-        _print_errors(errors + [Failure(None, str(err))])
-        return EXIT_USER_ERROR
-    summary = RunSummary(out_dir, 'ray', settings, model)
-    for job in skipped:
-        summary.add_skipped(job.source, job.output, 'output exists')
-    for failure in errors:
-        summary.add_failed(failure.path, failure.message)
-    summary.write('running', time.perf_counter() - started)
-    outcomes: Dict[int, Tuple[str, str]] = {}
-    pool = None
-    try:
-        pool = _run_pool(jobs, args, model, outcomes) if jobs else None
-    except RayEngineError as err:
-        errors.append(Failure(None, str(err)))
-    except KeyboardInterrupt:
-        _record(summary, jobs, outcomes, errors)
-        summary.write('interrupted', time.perf_counter() - started, len(jobs) - len(outcomes))
-        raise
-    _record(summary, jobs, outcomes, errors)
-    summary.write('finished', time.perf_counter() - started, len(jobs) - len(outcomes))
-    _print_errors(errors)
-    if not args.quiet:
-        done = len(summary.done)
-        parts = [f'{done} of {requested} images upscaled at x{format_scale(args.scale)}']
-        if skipped:
-            parts.append(f'{len(skipped)} skipped (done before)')
-        if requested - done - len(skipped):
-            parts.append(f'{requested - done - len(skipped)} failed')
-        where = '' if pool is None else \
-            f' on Ray ({_count(pool.workers, "worker")}, {_count(pool.threads, "thread")} each)'
-        print(f'{", ".join(parts)} in {time.perf_counter() - started:.1f} s{where}; '
-              f'summary: {printable(summary.path)}')
-    return EXIT_USER_ERROR if errors else 0
-
-
-def _count(number: int, noun: str) -> str:
-    return f'{number} {noun}{"" if number == 1 else "s"}'
-
-
-def _record(summary: RunSummary, jobs: List[Job], outcomes: Dict[int, Tuple[str, str]],
-            errors: List[Failure]) -> None:
-    """Move the workers' outcomes into the summary, failures also into ``errors``."""
-    for index, (status, message) in sorted(outcomes.items()):
-        job = jobs[index]
-        if status == DONE:
-            summary.add_done(job.source, job.output)
-        elif status == FAILED:
-            summary.add_failed(job.source, message)
-            errors.append(Failure(job.source, message))
 
 
 def entry_point() -> NoReturn:
