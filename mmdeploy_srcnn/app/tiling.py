@@ -51,6 +51,7 @@ keeps a 4000x3000 photo at x4 (a 576 MB output) under 1.5 GB in all."""
 MIN_TILE = 64
 """Smallest tile side (output pixels): smaller tiles spend most of their time on the overlap."""
 MIN_TILE_GROWTH = 256
+_BYTES_PER_OUTPUT_PIXEL = 1800  # an SRCNN run on ONNX Runtime (see the module docstring)
 
 
 def max_tile_side(tile: int) -> int:
@@ -159,13 +160,26 @@ def plan_axis(length: int, scale: float, tile: Optional[int], halo: int,
     # What a tile delivers; the rest is the convolutions' halo and the resize's taps (which
     # cost ``scale`` output pixels per input pixel).
     margin = 2 * halo + int(np.ceil((_TAPS_BEFORE + _TAPS_AFTER + 1 + 2 * input_halo) * scale))
-    core = max(tile - margin, tile // 4)
+    core = tile - margin
+    if core < tile // 2:  # large scales: the taps dominate; let the tile grow, within bounds
+        core = max(max_tile_side(tile) - margin, tile // 4)
     starts = aligned_starts(length, scale)
-    spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo,
-                   input_halo) for out_start in range(0, out_length, core)]
-    widest = max(resized_length(span.in_stop - span.in_start, scale) for span in spans)
+    while True:
+        spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo,
+                       input_halo) for out_start in range(0, out_length, core)]
+        widest = max(resized_length(span.in_stop - span.in_start, scale) for span in spans)
+        if widest <= max_tile_side(tile) or core <= tile // 4:
+            break
+        core = max(core - int(np.ceil(scale)), tile // 4)  # one input pixel less per tile
     if widest > max_tile_side(tile):
         gap = int(np.diff(starts).max()) if len(starts) > 1 else length
+        if gap == 1:  # every offset lines up: the scale itself needs wider tiles
+            raise TilingError(
+                f'at scale {scale:g} one model run needs more than {max_tile_side(tile)} output '
+                f'pixels per side (the resize reads {_TAPS_BEFORE + _TAPS_AFTER + 1} input '
+                f'pixels around each sample, {scale:g} output pixels each): use a tile of at '
+                f'least {widest} (about {widest * widest * _BYTES_PER_OUTPUT_PIXEL / 1e9:.1f} '
+                'GB per run), or no tiling (whole image at once)')
         raise TilingError(
             f'scale {scale:g} cannot be tiled exactly within the memory bound: its sample grid '
             f'lines up with the pixels only every {gap} input pixels, so a tile would be '

@@ -109,3 +109,13 @@ def test_plan_reads_the_input_halo_around_every_tap(length, tile, scale, input_h
         reach = taps[:, :1] + np.arange(-input_halo, 4 + input_halo)
         np.testing.assert_array_equal(np.clip(reach, 0, length - 1),
                                       np.clip(reach, span.in_start, span.in_stop - 1))
+
+
+def test_large_scales_get_wider_tiles_or_a_clear_refusal():
+    # x100: the resize's taps cost 100 output pixels per input pixel; tiles grow, bounded.
+    spans = plan_axis(64, 100, 384, SRCNN_HALO)
+    assert max(resized_length(s.in_stop - s.in_start, 100) for s in spans) <= max_tile_side(384)
+    with pytest.raises(TilingError, match=r'at scale 200 one model run needs more than 640 '
+                                          r'output pixels per side .* use a tile of at least'):
+        plan_axis(64, 200, 384, SRCNN_HALO)
+    assert len(plan_axis(64, 200, 1024, SRCNN_HALO)) > 1  # a larger tile works
