@@ -147,20 +147,27 @@ def size_rows(paths: Dict[str, Path], engines: List[Dict[str, Any]], warmup: int
 
 def print_table(title: str, rows: List[Dict[str, Any]], columns: List[str]) -> None:
     print(f'\n{title}')
-    print('  '.join(f'{c:>14}' for c in columns))
+    width = max(14, *(len(str(row[c])) for row in rows for c in columns if not
+                      isinstance(row[c], float)))
+    print('  '.join(f'{c:>{width}}' for c in columns))
     for row in rows:
         cells = []
         for column in columns:
             value = row[column]
-            cells.append(f'{value:>14.2f}' if isinstance(value, float) else f'{str(value):>14}')
+            cells.append(f'{value:>{width}.2f}' if isinstance(value, float)
+                         else f'{str(value):>{width}}')
         print('  '.join(cells))
 
 
 def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/benchmarks'))
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--iters', type=int, default=7)
+    parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/benchmarks'),
+                        help='exports and benchmarks.json go here (default: %(default)s)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed runs before each measurement (default: %(default)s)')
+    parser.add_argument('--iters', type=int, default=7,
+                        help='timed runs per measurement; medians are reported '
+                             '(default: %(default)s)')
     parser.add_argument('--quick', action='store_true',
                         help='2 timed runs each, no size sweep (checks that it runs)')
     args = parser.parse_args(argv)

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cfg_options
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.logger import get_logger
 
 EXIT_FAILED, EXIT_USER_ERROR = 1, 2
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         description=__doc__.split('\n\n')[0],
         epilog=__doc__.split('\n\n', 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,6 +111,7 @@ def _error(message: str) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    line_buffered_stdout()
     args = parse_args(argv)
     logger = get_logger(args.log_level)
     try:
@@ -150,12 +152,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(format_table(result.rows))
     if result.comparison is not None:
         print(format_comparison(result.comparison))
-    stats = summary(result.rows)
-    worst = 'n/a' if stats['max_abs_diff'] is None else f'{stats["max_abs_diff"]:.2e}'
-    logger.info(f'{stats["cases"]} cases, {stats["failed"]} failed, max |diff| {worst} '
-                f'(atol {cfg.verify.atol:g}); wrote '
-                f'{result.onnx_path}, {result.report_path} and {len(result.image_paths)} images '
-                f'in {result.image_paths[0].parent}')
+    parts = []
+    for precision, stats in summary(result.rows).items():
+        worst = 'n/a' if stats['max_abs_diff'] is None else f'{stats["max_abs_diff"]:.2e}'
+        parts.append(f'{precision}: {stats["cases"]} cases, {stats["failed"]} failed, max '
+                     f'|diff| {worst} (atol {stats["atol"]:g})')
+    logger.info(f'{"; ".join(parts)}; wrote {result.onnx_path}, {result.report_path} and '
+                f'{len(result.image_paths)} images in {result.image_paths[0].parent}')
     if not result.passed:
         print('deploy.py: verification FAILED: engines disagree beyond the tolerance '
               '(see the table above)', file=sys.stderr)

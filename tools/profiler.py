@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cfg_options
 from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.scale import parse_scale
 
@@ -46,7 +47,7 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('target', help='deploy config (.py) or exported model (.onnx)')
@@ -116,6 +117,7 @@ def _error(message: str) -> int:
 
 
 def main(argv=None) -> int:
+    line_buffered_stdout()
     args = parse_args(argv)
     target = Path(args.target)
     if not target.is_file():

@@ -24,6 +24,7 @@ import numpy as np
 from mmdeploy_srcnn.apis.config import ConfigError, load_config
 from mmdeploy_srcnn.datasets import SPLITS, load_split
 from mmdeploy_srcnn.datasets.protocol import UpscaleFn, as_rgb_uint8, average_by_scale, evaluate
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, from_float, read_image, to_float
 from mmdeploy_srcnn.utils.scale import parse_scale
@@ -32,7 +33,9 @@ DEFAULT_SCALES = [1.5, 2, 2.5, 3, 3.5, 4]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = OneLineArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='exit status: 0 when the evaluation ran, 2 on bad input (one line on stderr).')
     parser.add_argument('config', help='config whose `model` builds the network')
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument('--checkpoint', help='PyTorch checkpoint, run with PyTorch')
@@ -52,13 +55,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     images.add_argument('--builtin', choices=sorted(SPLITS), default='test',
                         help='built-in split to evaluate on (default: test); its images come '
                              "from scikit-image, scikit-learn and matplotlib: pip install -e "
-                             "'.[test]'")
+                             "'.[train]' (or '.[test]')")
     parser.add_argument('--scales', nargs='+', type=_scale, default=DEFAULT_SCALES,
                         metavar='S', help='upscale factors to evaluate, each > 1 '
                         f'(default: {" ".join(map(str, DEFAULT_SCALES))})')
     parser.add_argument('--out-dir', type=Path,
                         help='where quality.json and quality.png go (default: '
-                             'work_dirs/test/<checkpoint or model file name>)')
+                             'work_dirs/test/<folder>_<name> of the checkpoint or model)')
     return parser.parse_args(argv)
 
 
@@ -191,6 +194,7 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    line_buffered_stdout()
     """Evaluate, print the tables, write the JSON and the plot; 2 on bad input, else 0."""
     args = parse_args(argv)
     # Imported here so that --help answers without loading torch.
@@ -203,6 +207,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         images = load_folder(args.images) if args.images else load_split(args.builtin)
         per_image_runs = {}
         for engine, precision in pairs:
+            print(f'evaluating {engine} {precision} on {len(images)} images at x'
+                  f'{", x".join(f"{s:g}" for s in args.scales)} ...', file=sys.stderr)
             upscale = (pytorch_upscaler(args.config, args.checkpoint) if args.checkpoint
                        else onnx_upscaler(args.model, engine, precision))
             per_image_runs[engine, precision] = evaluate(upscale, images, args.scales)
@@ -211,7 +217,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'test.py: error: {err}', file=sys.stderr)
         return 2
     source = args.checkpoint or args.model
-    out_dir = args.out_dir or Path('work_dirs/test') / Path(source).name
+    where = Path(source)
+    out_dir = args.out_dir or Path('work_dirs/test') / f'{where.parent.name}_{where.stem}'
     results = []
     for (engine, precision), per_image in per_image_runs.items():
         per_scale = runs[engine, precision] = average_by_scale(per_image)

@@ -31,10 +31,13 @@ from mmdeploy_srcnn.datasets import load_split
 from mmdeploy_srcnn.datasets.pairs import PairSampler
 from mmdeploy_srcnn.models import save_checkpoint
 from mmdeploy_srcnn.registry import MODELS
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = OneLineArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='exit status: 0 when training finished, 2 on bad input (one line on stderr).')
     parser.add_argument('config', help='training config file')
     parser.add_argument('--work-dir', help='where the log and checkpoint go '
                         '(default: work_dirs/<config name>)')
@@ -212,6 +215,7 @@ def train(cfg: Config, work_dir: Path, command: str) -> Dict:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    line_buffered_stdout()
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options)

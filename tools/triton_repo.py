@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from mmdeploy_srcnn.serving import BACKENDS, TritonRepositoryError, write_model_repository
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser
 
 EXIT_USER_ERROR = 2
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', type=Path, metavar='MODEL.onnx', help='the exported model')

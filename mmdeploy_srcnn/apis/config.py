@@ -37,6 +37,7 @@ VERIFY_KEYS = ('scales', 'sizes', 'batch_sizes', 'atol', 'cross_backend_atol',
                'compare_backends', 'precisions')
 TOLERANCE_KEYS = ('atol', 'min_psnr')
 DEFAULT_CROSS_BACKEND_ATOL = 1e-5
+PATH_KEYS = ('checkpoint', 'demo_image', 'quality_table')
 
 __all__ = ['ConfigError', 'EXPORTERS', 'load_deploy_config', 'parse_cfg_options',
            'validate_deploy_config']
@@ -74,7 +75,9 @@ def _import_custom_modules(custom_imports: Any, source: str) -> None:
                 if custom_imports.get('allow_failed_imports', False):
                     continue
                 _fail(source, 'custom_imports', f'cannot import {name!r} ({err}; searched the '
-                                                f'current directory and sys.path)')
+                                                f'current directory and sys.path: run from the '
+                                                f'folder that holds it, or add that folder to '
+                                                f'PYTHONPATH)')
 
 
 def load_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] = None) -> Config:
@@ -101,6 +104,9 @@ def load_config(path: PathLike, cfg_options: Optional[Mapping[str, Any]] = None)
             raise ConfigError(f'{source}: --cfg-options: {_first_line(err)}') from None
     if 'custom_imports' in cfg:
         _import_custom_modules(cfg.custom_imports, source)
+    for key in PATH_KEYS:  # '{{ fileDirname }}/../../x' -> a clean path for messages
+        if isinstance(cfg.get(key), str) and cfg[key]:
+            cfg[key] = os.path.normpath(cfg[key])
     return cfg
 
 
@@ -313,7 +319,7 @@ def validate_deploy_config(cfg: Config, source: str = '<config>') -> None:
         raise ConfigError(f'{source}: {err}') from None
     _require(cfg, 'model', source, dict)
     _require(cfg, 'model.type', source, str)
-    for key in ('checkpoint', 'demo_image', 'quality_table'):
+    for key in PATH_KEYS:
         value = cfg.get(key)
         if value is not None and not isinstance(value, str):
             _fail(source, key, f'must be a path or None, got {value!r}')

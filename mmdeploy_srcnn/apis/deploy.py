@@ -349,8 +349,15 @@ def run_deploy(plan: DeployPlan, logger: MMLogger) -> DeployResult:
     return result
 
 
-def summary(rows: List[VerificationRow]) -> Dict[str, Any]:
-    """Counts and the worst difference, for the closing log line."""
-    diffs = [row.max_abs_diff for row in rows if row.max_abs_diff is not None]
-    return {'cases': len(rows), 'failed': sum(not row.passed for row in rows),
-            'max_abs_diff': max(diffs) if diffs else None}
+def summary(rows: List[VerificationRow]) -> Dict[str, Dict[str, Any]]:
+    """Per precision: cases, failures, the worst difference and the tolerance, for the closing
+    log line (a reduced precision has its own tolerance)."""
+    stats: Dict[str, Dict[str, Any]] = {}
+    for row in rows:
+        entry = stats.setdefault(row.precision, {'cases': 0, 'failed': 0, 'max_abs_diff': None,
+                                                 'atol': row.tolerance.atol})
+        entry['cases'] += 1
+        entry['failed'] += not row.passed
+        if row.max_abs_diff is not None:
+            entry['max_abs_diff'] = max(entry['max_abs_diff'] or 0.0, row.max_abs_diff)
+    return stats

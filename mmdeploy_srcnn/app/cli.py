@@ -21,7 +21,7 @@ import cv2
 from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.fileio import printable
+from mmdeploy_srcnn.utils.cli import OneLineArgumentParser
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
@@ -58,14 +58,6 @@ examples:
 exit status: 0 when every image was written, 2 on any error (the others are still
 processed), 130 when interrupted.
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but an argument error is one line (not the usage block) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USER_ERROR, f'{self.prog}: error: {printable(message)} '
-                                   f'(see {self.prog} --help)\n')
 
 
 def _scale_argument(text: str) -> Tuple[float, float]:
@@ -109,8 +101,8 @@ def cpu_count() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (``--help`` explains every option)."""
-    parser = _Parser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', type=Path, metavar='MODEL.onnx',
                         help='the exported model (factor as a graph input)')
     parser.add_argument('inputs', type=Path, nargs='*', metavar='INPUT',

@@ -44,8 +44,8 @@ def test_single_image_at_fractional_and_anisotropic_scales(capsys, srcnn_onnx, i
         assert (code, err) == (0, [])
         assert read_image(output).shape == shape
         assert out.count('\n') == 1  # one success line
-        assert out.startswith(f'upscaled {images / "photo.png"} (50x40) x{scale} -> {output} '
-                              f'({shape[1]}x{shape[0]}) on onnxruntime f32 in ')
+        assert out.startswith(f'upscaled {images / "photo.png"} (50x40 WxH) x{scale} (HxW) -> '
+                              f'{output} ({shape[1]}x{shape[0]} WxH) on onnxruntime f32 in ')
 
 
 def test_quiet_prints_nothing_on_success(capsys, srcnn_onnx, images, tmp_path):

@@ -28,7 +28,8 @@ CASES_RUN = []
 
 
 class Resize(torch.nn.Module):
-    receptive_radius = 0  # a bare resize: each output pixel depends on no neighbours after it
+    # A bare resize: no neighbours after it, none before it; RGB in [0, 1].
+    color_order, value_range, receptive_radius, input_receptive_radius = 'RGB', (0, 1), 0, 0
 
     def __init__(self, mode, align_corners):
         super().__init__()
