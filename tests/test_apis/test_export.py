@@ -135,7 +135,10 @@ def test_model_module_with_imported_interpolate_exports_dynamic(tmp_path, deploy
         from torch.nn.functional import interpolate
 
         class AliasNet(torch.nn.Module):
+            color_order = 'RGB'
+            value_range = (0.0, 1.0)
             receptive_radius = 1
+            input_receptive_radius = 1
 
             def __init__(self):
                 super().__init__()
