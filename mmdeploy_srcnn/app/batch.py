@@ -230,8 +230,10 @@ def process_image(upscaler: Upscaler, job: Job, settings: ImageSettings,
         side_by_side = np.concatenate([resize_bicubic(image, settings.scale), upscaled], axis=1)
         write_image(job.compare, side_by_side, overwrite=settings.overwrite, consume=True)
     write_image(job.output, upscaled, overwrite=settings.overwrite, consume=True)
+    scale = format_scale(settings.scale)
+    scale_label = f'x{scale} (HxW)' if 'x' in scale else f'x{scale}'
     return (f'upscaled {name} ({image.shape[1]}x{image.shape[0]} WxH) '
-            f'x{format_scale(settings.scale)} (HxW) -> {printable(job.output)} '
+            f'{scale_label} -> {printable(job.output)} '
             f'({out_w}x{out_h} WxH) on {settings.backend} {upscaler.precision} in '
             f'{time.perf_counter() - started:.1f} s')
 

@@ -61,11 +61,19 @@ processed), 130 when interrupted.
 
 
 def _scale_argument(text: str) -> Tuple[float, float]:
-    """``--scale``: ``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width)."""
+    """``--scale``: ``'2.5'`` -> (2.5, 2.5); ``'2x3'`` -> (2.0, 3.0) (height x width).
+
+    A factor below 1 is refused: the model sharpens what a resize adds, and a downscale through
+    it is a bicubic without antialiasing (aliased), which no verification covers.
+    """
     try:
-        return parse_scale(text)
+        scale = parse_scale(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if min(scale) < 1:
+        raise argparse.ArgumentTypeError(f'scale {text!r} would shrink the image: this tool '
+                                         'only upscales (each factor >= 1)')
+    return scale
 
 
 def _number(what: str, minimum: float, integer: bool = False) -> Callable[[str], float]:
@@ -118,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument('--out-dir', type=Path, metavar='DIR',
                         help='write each output to DIR under its input file name')
     parser.add_argument('--scale', type=_scale_argument, required=True, metavar='S',
-                        help='upscale factor: a number (2, 3, 2.5) or HEIGHTxWIDTH (2x3)')
+                        help='upscale factor >= 1: a number (2, 3, 2.5) or HEIGHTxWIDTH (2x3)')
     parser.add_argument('--tile', type=_tile, default=DEFAULT_TILE, metavar='N',
                         help=f'produce about N x N output pixels per model run to bound memory '
                              f'(about 2 KB per output pixel), with enough overlap that the '

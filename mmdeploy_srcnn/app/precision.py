@@ -12,8 +12,8 @@ from typing import Mapping, Optional
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, PRECISION_KEY, QUALITY_TABLE_KEY,
                                             CpuFeatures, QualityTable, QualityTableError,
-                                            choose_precision, int8_model_path, parse_quality_table,
-                                            read_cpu_features)
+                                            check_precision, choose_precision, int8_model_path,
+                                            parse_quality_table, read_cpu_features)
 
 AUTO = 'auto'
 CHOICES = (AUTO, 'f32', 'bf16', 'f16', 'int8')
@@ -59,6 +59,11 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
                                f'{requested!r}; give the float model')
         return Resolved(onnx_path, 'int8', 'an int8 model file')
     if requested != AUTO:
+        if engine in ENGINE_PRECISIONS:
+            try:
+                check_precision(engine, requested)
+            except ValueError as err:
+                raise BackendError(f'--precision {requested}: {err}') from None
         if requested == 'int8':
             return Resolved(_existing_int8(onnx_path), 'int8', 'asked for')
         return Resolved(onnx_path, requested, 'asked for')
@@ -79,5 +84,6 @@ def _existing_int8(onnx_path: Path) -> Path:
     path = int8_model_path(onnx_path)
     if not path.is_file():
         raise BackendError(f'{path}: no int8 model next to {onnx_path.name} (the deploy tool '
-                           "writes it when verify.precisions includes 'int8')")
+                           "writes it when verify.precisions includes 'int8', as in "
+                           'configs/srcnn_dynamic_openvino.py)')
     return path

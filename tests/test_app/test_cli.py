@@ -44,7 +44,8 @@ def test_single_image_at_fractional_and_anisotropic_scales(capsys, srcnn_onnx, i
         assert (code, err) == (0, [])
         assert read_image(output).shape == shape
         assert out.count('\n') == 1  # one success line
-        assert out.startswith(f'upscaled {images / "photo.png"} (50x40 WxH) x{scale} (HxW) -> '
+        scale_label = f'x{scale} (HxW)' if 'x' in scale else f'x{scale}'
+        assert out.startswith(f'upscaled {images / "photo.png"} (50x40 WxH) {scale_label} -> '
                               f'{output} ({shape[1]}x{shape[0]} WxH) on onnxruntime f32 in ')
 
 
@@ -172,7 +173,8 @@ def test_out_dir_equal_to_the_input_folder_is_refused(capsys, srcnn_onnx, images
                                  'also an input; choose another output']
 
 
-@pytest.mark.parametrize('scale', ['0', '-2', 'nan', 'inf', '2x', 'abc', 'x3', '2x3x4', '1e39'])
+@pytest.mark.parametrize('scale', ['0', '-2', 'nan', 'inf', '2x', 'abc', 'x3', '2x3x4', '1e39',
+                                   '0.5', '2x0.9'])
 def test_bad_scales_exit_2_with_the_reason(capsys, srcnn_onnx, images, tmp_path, scale):
     code, _, err = run(capsys, srcnn_onnx, images / 'photo.png', '-o', tmp_path / 'o.png',
                        '--scale', scale)

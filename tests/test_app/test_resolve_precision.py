@@ -60,7 +60,8 @@ def test_auto_without_a_table_or_on_onnxruntime_is_f32(model):
 
 def test_explicit_requests(model):
     assert resolve_precision(model, {}, 'openvino', 'bf16', ZEN3).precision == 'bf16'
-    with pytest.raises(BackendError, match='no int8 model next to end2end.onnx'):
+    with pytest.raises(BackendError,
+                       match='no int8 model next to end2end.onnx .*srcnn_dynamic_openvino.py'):
         resolve_precision(model, {}, 'openvino', 'int8', ZEN3)
     int8 = _int8_file(model)
     assert resolve_precision(model, {}, 'openvino', 'int8', ZEN3).path == int8
@@ -70,6 +71,9 @@ def test_explicit_requests(model):
                              ZEN3).precision == 'int8'
     with pytest.raises(BackendError, match="unknown precision 'fp64'"):
         resolve_precision(model, {}, 'openvino', 'fp64', ZEN3)
+    with pytest.raises(BackendError, match="--precision bf16: precision 'bf16' is not "
+                                           'supported on onnxruntime'):
+        resolve_precision(model, {}, 'onnxruntime', 'bf16', ZEN3)
 
 
 def test_a_bad_table_in_the_model_is_refused(model):
