@@ -17,7 +17,7 @@ from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cf
 from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC
 from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.fileio import atomic_write
-from mmdeploy_srcnn.utils.scale import parse_scale
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
 DEFAULT_BACKENDS = ['onnxruntime', 'openvino']
 
@@ -83,8 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def format_report(report) -> str:
     """The report as a text table, plus ONNX Runtime's node split when measured."""
     batch, _, height, width = report.output_shape
-    lines = [f'{report.model}: input {"x".join(map(str, report.input_shape))} x'
-             f'{report.scale[0]:g}x{report.scale[1]:g} -> output {batch}x3x{height}x{width}, '
+    lines = [f'{report.model}: input {"x".join(map(str, report.input_shape))} (NCHW) at '
+             f'x{format_scale(report.scale)} -> output {batch}x3x{height}x{width}, '
              f'{report.flop_per_run / 1e9:.1f} GFLOP per run '
              f'({FLOP_PER_MAC * report.macs_per_output_pixel / 1e3:g} kFLOP per output pixel); '
              f'{report.iters} timed runs after {report.warmup} warm-up',

@@ -59,6 +59,7 @@ def test_table_names_every_engine_and_the_resize_share(config_run, capsys, tmp_p
                           '--work-dir', str(tmp_path)])
     table = capsys.readouterr().out
     assert code == 0
+    assert ': input 1x3x12x10 (NCHW) at x2x3 -> output 1x3x24x30, ' in table.splitlines()[0]
     assert 'median ms' in table and 'GFLOP/s' in table and 'peak RSS MB' in table
     assert 'onnxruntime/f32 node time' in table and 'resize stage' in table
     assert not any(line.startswith('pytorch') for line in table.splitlines())  # no model
