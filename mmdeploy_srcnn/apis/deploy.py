@@ -8,7 +8,6 @@ dir (every output path must resolve inside it, symlinks included).
 """
 import collections
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, Tolerance, V
 from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_names, build_backend
 from mmdeploy_srcnn.models import CheckpointError, ModelBuildError, build_model
 from mmdeploy_srcnn.ops import dynamic_resize
-from mmdeploy_srcnn.utils.fileio import atomic_write
+from mmdeploy_srcnn.utils.fileio import atomic_write, file_sha256
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.precision import (QUALITY_TABLE_KEY, QualityTable, QualityTableError,
@@ -149,15 +148,6 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
                       onnx_path=resolved / cfg.onnx_config.save_file, demo_image=image_path,
                       demo_batch=demo_batch, model=model, checkpoint=checkpoint,
                       compare=None if compare is None else list(compare), metadata=metadata)
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex (which weights an exported file holds)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for block in iter(lambda: file.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def quality_table_for(path: Path, checkpoint_sha256: str, cfg: Config,

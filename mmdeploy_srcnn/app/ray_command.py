@@ -11,15 +11,14 @@ from typing import Dict, List, Tuple
 from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.fileio import printable
+from mmdeploy_srcnn.utils.fileio import file_sha256, printable
 from mmdeploy_srcnn.utils.scale import format_scale
 
 from .batch import DONE, FAILED, Failure, Job, is_done, plan_jobs
 from .cli import EXIT_USER_ERROR, cpu_count, image_settings, print_errors, upscaler_options, warn
 from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
                          upscale_on_ray)
-from .run_summary import (RunSettings, RunSummary, SummaryError, check_resume, file_sha256,
-                          read_previous_settings)
+from .run_summary import RunSettings, RunSummary, SummaryError, check_resume, read_previous_settings
 from .upscaler import Upscaler
 
 

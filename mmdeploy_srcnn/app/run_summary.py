@@ -13,7 +13,6 @@ failed with the reason. Paths are stored as given, JSON-escaped; messages are th
 errors the command prints.
 """
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,20 +26,10 @@ SUMMARY_NAME = 'srcnn-upscale-summary.json'
 output can take the name)."""
 FORMAT_VERSION = 1
 _MAX_SUMMARY_BYTES = 1 << 30
-_CHUNK = 1 << 20
 
 
 class SummaryError(ValueError):
     """The previous summary forbids this run, or cannot be read; one printable line."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for chunk in iter(lambda: file.read(_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ messages.
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -191,3 +192,12 @@ def atomic_path(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (which weights or model a run used)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for block in iter(lambda: file.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,6 +1,7 @@
 """atomic_write / atomic_path: never partial, never clobbering when told not to, never through
 links; printable: names that cannot forge message lines."""
 import errno
+import hashlib
 import os
 import stat
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 from support import hostile
 
 from mmdeploy_srcnn.utils import fileio
-from mmdeploy_srcnn.utils.fileio import OutputExistsError, atomic_path, atomic_write, printable
+from mmdeploy_srcnn.utils.fileio import (OutputExistsError, atomic_path, atomic_write, file_sha256,
+                                         printable)
 from mmdeploy_srcnn.utils.image import ImageError, write_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +210,14 @@ def test_write_image_without_overwrite_names_the_file(tmp_path):
                                  '(overwriting is off)')
     assert '\n' not in str(raised.value) and '\x1b' not in str(raised.value)
     assert path.read_bytes() == b'old' and _names(tmp_path) == [hostile.HOSTILE_NAME]
+
+
+def test_file_sha256_reads_the_whole_file_in_blocks(tmp_path):
+    path = tmp_path / 'weights.bin'
+    path.write_bytes(b'a' * (3 << 20) + b'tail')  # more than one 1 MiB block
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == expected
+    assert file_sha256(str(path)) == expected
+    (tmp_path / 'empty').touch()
+    assert file_sha256(tmp_path / 'empty') == \
+        'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
