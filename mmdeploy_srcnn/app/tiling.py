@@ -6,7 +6,7 @@ pixel (its 64 + 32 feature maps and the convolutions' work buffers; +0.48 GB for
 ``tile`` output pixels, whatever the scale (x1.0001 and x100 alike).
 
 The model is ``Resize(cubic, pytorch_half_pixel)`` followed by convolutions. Cutting the input
-into tiles changes three things, and the plan undoes each of them:
+into tiles changes four things, and the plan undoes each of them:
 
 1. The sample grid. Resize maps output pixel ``j`` to input coordinate ``(j + 0.5) / s - 0.5``
    relative to the tile, so a tile that starts at input offset ``x0`` samples the global grid
@@ -22,7 +22,10 @@ into tiles changes three things, and the plan undoes each of them:
 2. Resize clamps its taps at the tile border: each tile reads the input it needs for bicubic
    (1 pixel before, 2 after each sample), with the sample position computed both as the
    engine does (float32) and exactly (float64), so rounding cannot move a tap outside it.
-3. The convolutions zero-pad at the tile border: each tile computes ``halo`` extra output
+3. A crop too small for the scale to add a pixel is copied, not resampled, by the engines
+   (:func:`~mmdeploy_srcnn.utils.sizes.smallest_enlarged_length`: 500 input pixels at
+   x1.002): every tile spans at least that many input pixels on an axis that is scaled up.
+4. The convolutions zero-pad at the tile border: each tile computes ``halo`` extra output
    pixels on every inner side (SRCNN 9-1-5 sees 4 + 0 + 2 = 6 pixels around each output
    pixel) and they are cropped away. Where a tile touches the image border the padding is the
    same as in the full image, so no halo is needed there. A model with spatial layers
@@ -41,7 +44,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdeploy_srcnn.utils.sizes import resized_length
+from mmdeploy_srcnn.utils.sizes import resized_length, smallest_enlarged_length
 
 ALIGN_TOLERANCE = 1e-3
 """Largest allowed misalignment (output pixels) between a tile's sample grid and the global one."""
@@ -116,8 +119,9 @@ def _last_tap(out_index: int, scale: float) -> int:
 
 
 def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.ndarray,
-          halo: int, input_halo: int) -> Span:
-    """The tile that produces global output ``[out_start, out_stop)`` exactly."""
+          halo: int, input_halo: int, min_crop: int) -> Span:
+    """The tile that produces global output ``[out_start, out_stop)`` exactly, at least
+    ``min_crop`` input pixels long."""
     out_length = resized_length(length, scale)
     need_start = max(out_start - halo, 0)  # resized pixels the convolutions read
     need_stop = min(out_stop + halo, out_length)
@@ -127,7 +131,7 @@ def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.n
     for in_start in starts[:np.searchsorted(starts, first, side='right')][::-1]:
         in_start = int(in_start)
         origin = round(in_start * scale)
-        in_stop = last + 1
+        in_stop = min(max(last + 1, in_start + min_crop), length)
         while in_stop < length and origin + resized_length(in_stop - in_start,
                                                            scale) < need_stop:
             in_stop += 1
@@ -138,7 +142,7 @@ def _span(out_start: int, out_stop: int, length: int, scale: float, starts: np.n
         starts_ok = origin <= need_start
         stops_ok = local_stop == out_length if need_stop == out_length \
             else local_stop >= need_stop
-        if starts_ok and stops_ok:
+        if starts_ok and stops_ok and in_stop - in_start >= min_crop:
             return Span(in_start, in_stop, out_start, out_stop, origin)
     raise AssertionError('unreachable: the tile starting at 0 always fits')
 
@@ -163,10 +167,17 @@ def plan_axis(length: int, scale: float, tile: Optional[int], halo: int,
     core = tile - margin
     if core < tile // 2:  # large scales: the taps dominate; let the tile grow, within bounds
         core = max(max_tile_side(tile) - margin, tile // 4)
+    min_crop = smallest_enlarged_length(scale) if scale > 1 else 1
+    if resized_length(min_crop, scale) > max_tile_side(tile):
+        raise TilingError(
+            f'at scale {scale:g} a tile must span at least {min_crop} input pixels for the '
+            'resize to add a pixel (engines copy a smaller crop instead of resampling it), more '
+            f'than a tile of {tile} may grow to: use a tile of at least '
+            f'{resized_length(min_crop, scale)}, or no tiling (whole image at once)')
     starts = aligned_starts(length, scale)
     while True:
         spans = [_span(out_start, min(out_start + core, out_length), length, scale, starts, halo,
-                       input_halo) for out_start in range(0, out_length, core)]
+                       input_halo, min_crop) for out_start in range(0, out_length, core)]
         widest = max(resized_length(span.in_stop - span.in_start, scale) for span in spans)
         if widest <= max_tile_side(tile) or core <= tile // 4:
             break
@@ -180,11 +191,13 @@ def plan_axis(length: int, scale: float, tile: Optional[int], halo: int,
                 f'pixels around each sample, {scale:g} output pixels each): use a tile of at '
                 f'least {widest} (about {widest * widest * _BYTES_PER_OUTPUT_PIXEL / 1e9:.1f} '
                 'GB per run), or no tiling (whole image at once)')
+        nearby = round(scale * 4) / 4
+        example = f' (e.g. {nearby:g})' if nearby > 1 else ''
         raise TilingError(
             f'scale {scale:g} cannot be tiled exactly within the memory bound: its sample grid '
             f'lines up with the pixels only every {gap} input pixels, so a tile would be '
-            f'{widest} output pixels wide (tile {tile}); use a scale that lines up more often '
-            f'(e.g. {round(scale * 4) / 4:g}), or no tiling (whole image at once)')
+            f'{widest} output pixels wide (tile {tile}); use a scale that lines up more '
+            f'often{example}, or no tiling (whole image at once)')
     return spans
 
 

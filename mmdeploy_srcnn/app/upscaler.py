@@ -169,6 +169,14 @@ class Upscaler:
         if out_h * out_w > self.max_output_pixels:
             raise UpscaleError(f'{size} gives {out_w}x{out_h}, {out_h * out_w / 1e6:.3g} '
                                f'megapixels, over the limit of {self.max_output_pixels / 1e6:g}')
+        for axis, length, out_length, factor in zip(('height', 'width'), image_hw,
+                                                    (out_h, out_w), _scale_pair(scale)):
+            if factor > 1 and out_length == length:
+                raise UpscaleError(
+                    f'{size} adds no pixel to the {axis} ({length} -> {out_length}): engines '
+                    'copy such a side instead of resampling it, so the result would not be the '
+                    f"model's; use a scale of at least {(length + 1) / length:.6g} for this "
+                    'image, or 1')
         return out_h, out_w
 
     def tile_count(self, image_hw: Sequence[int], scale: Scale) -> int:
@@ -238,6 +246,10 @@ class Upscaler:
             result = self.convention.rgb_output(self._backend.run(inputs, timeout))
         except ValueError as err:  # the model has no output of the recorded name
             raise BackendError(f'{self._backend.onnx_path}: {err}') from None
+        bad = result.size - int(np.count_nonzero(np.isfinite(result)))
+        if bad:  # converting them to pixels would write black or white without a word
+            raise BackendError(f'{self._backend.onnx_path}: the model returned {bad} non-finite '
+                               'value(s) (NaN or inf); no image written')
         expected = (1, 3) + output_shape(rgb.shape[:2], scale_hw)
         if result.shape != expected:
             raise BackendError(f'{self._backend.onnx_path}: the model returned shape '

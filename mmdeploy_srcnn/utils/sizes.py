@@ -4,6 +4,11 @@ ONNX Runtime computes ``floor(in * scale)`` in float32; PyTorch's ``F.interpolat
 float64. The two disagree for scales that float32 cannot hold exactly (10 px x 2.3: ONNX 23,
 PyTorch 22). The deployed model follows ONNX, so the eager reference, the app and tiling all
 use this function.
+
+A resize that does not change the size is not run by the engines: ONNX Runtime 1.32 and
+OpenVINO 2026.4 return the input unchanged when ``floor(in * scale) == in`` (400 px at x1.002:
+a copy, where PyTorch resamples and differs by up to 0.79 on noise in [0, 1]). Runs must
+therefore give every side that is scaled at least :func:`smallest_enlarged_length` pixels.
 """
 import numpy as np
 
@@ -18,3 +23,15 @@ def resized_length(length: int, scale: float) -> int:
     if not np.isfinite(product):
         raise ValueError(f'{length} px x {scale:g} overflows (the output size is not finite)')
     return int(np.floor(product))
+
+
+def smallest_enlarged_length(scale: float) -> int:
+    """The fewest pixels ``n`` for which a Resize by ``scale`` (> 1) adds a pixel, i.e.
+    ``resized_length(n, scale) > n`` (500 at x1.002, 1 at x2)."""
+    scale32 = float(np.float32(scale))
+    if not scale32 > 1:
+        raise ValueError(f'scale {scale:g} does not enlarge')
+    length = max(int(1 / (scale32 - 1)) - 2, 1)  # float32 rounding: start just below
+    while resized_length(length, scale32) <= length:
+        length += 1
+    return length

@@ -9,10 +9,10 @@ from skimage import data
 
 from mmdeploy_srcnn.app import Upscaler
 from mmdeploy_srcnn.app.tiling import (ALIGN_TOLERANCE, MIN_TILE, TilingError, aligned_starts,
-                                       max_tile_side, plan_axis)
+                                       max_tile_side, plan_axis, plan_tiles)
 from mmdeploy_srcnn.utils.image import to_float
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
-from mmdeploy_srcnn.utils.sizes import resized_length
+from mmdeploy_srcnn.utils.sizes import resized_length, smallest_enlarged_length
 
 SRCNN_HALO = ModelConvention().halo  # 6: SRCNN 9-1-5
 
@@ -34,9 +34,12 @@ def test_plan_invariants_that_make_tiles_exact(length, tile, scale):
     try:
         spans = plan_axis(length, scale, tile, SRCNN_HALO)
     except TilingError:
-        # refused only when aligned starts are too far apart for a tile of bounded size
+        # refused only when aligned starts are too far apart for a tile of bounded size, or
+        # when a crop must be wider than that for the resize to add a pixel
         gap = np.diff(aligned_starts(length, scale)).max(initial=length)
-        assert gap * scale + tile + 2 * SRCNN_HALO + 6 * scale > max_tile_side(tile)
+        min_crop = smallest_enlarged_length(scale) if scale > 1 else 1
+        assert gap * scale + tile + 2 * SRCNN_HALO + 6 * scale > max_tile_side(tile) or \
+            resized_length(min_crop, scale) > max_tile_side(tile)
         return
     assert max(resized_length(s.in_stop - s.in_start, scale) for s in spans) <= \
         max(max_tile_side(tile), out_length if len(spans) == 1 else 0)
@@ -45,6 +48,9 @@ def test_plan_invariants_that_make_tiles_exact(length, tile, scale):
         assert before.out_stop == after.out_start
     for span in spans:
         assert 0 <= span.in_start < span.in_stop <= length
+        if scale > 1 and out_length > length:  # engines copy a crop the scale does not enlarge
+            crop = span.in_stop - span.in_start
+            assert resized_length(crop, scale) > crop
         assert abs(span.in_start * scale - span.origin) <= ALIGN_TOLERANCE
         # every bicubic tap of the resized pixels the convolutions read is the one the full
         # image uses: inside the tile, or clamped at an image border that the tile shares
@@ -119,3 +125,19 @@ def test_large_scales_get_wider_tiles_or_a_clear_refusal():
                                           r'output pixels per side .* use a tile of at least'):
         plan_axis(64, 200, 384, SRCNN_HALO)
     assert len(plan_axis(64, 200, 1024, SRCNN_HALO)) > 1  # a larger tile works
+
+
+def test_every_tile_is_wide_enough_for_the_scale_to_add_a_pixel(srcnn_onnx):
+    # Engines copy a crop whose size the scale does not change (floor(n * 1.01) == n for
+    # n < 100), where the whole image is resampled: tiles of 64 would differ by up to 219.
+    image = np.random.default_rng(5).integers(0, 256, (120, 700, 3), dtype=np.uint8)
+    for scale in [1.01, (1.01, 2.0)]:
+        spans = plan_tiles(image.shape[:2], scale if isinstance(scale, tuple) else (scale,) * 2,
+                           64, SRCNN_HALO)
+        assert min(span.in_stop - span.in_start for span in spans[0]) >= 100  # x1.01 rows
+        tiled = Upscaler(srcnn_onnx, tile=64, precision='f32').upscale(image, scale)
+        whole = Upscaler(srcnn_onnx, tile=None, precision='f32').upscale(image, scale)
+        assert np.abs(tiled.astype(int) - whole).max() <= 1  # uint8 rounding of ~1e-5
+    with pytest.raises(TilingError, match='at scale 1.002 a tile must span at least 500 input '
+                                          'pixels .* use a tile of at least 501'):
+        plan_axis(1400, 1.002, 64, SRCNN_HALO)

@@ -151,6 +151,17 @@ def test_empty_output_and_bad_arrays_are_refused(upscaler):
         upscaler.upscale(np.zeros((4, 4), np.int32), 2)
 
 
+def test_a_scale_that_adds_no_pixel_to_a_side_is_refused(upscaler):
+    # 8 px x 1.002 is 8 px: engines copy that side where the model would resample it
+    with pytest.raises(UpscaleError, match=r'10x8 \(width x height\) at scale 1.002 adds no '
+                                           r'pixel to the height \(8 -> 8\): .* at least 1.125'):
+        upscaler.upscale(np.zeros((8, 10, 3), np.uint8), 1.002)
+    with pytest.raises(UpscaleError, match=r'adds no pixel to the width \(10 -> 10\)'):
+        upscaler.upscale(np.zeros((8, 10, 3), np.uint8), (2, 1.05))
+    assert upscaler.upscale(np.zeros((8, 10, 3), np.uint8), 1).shape == (8, 10, 3)
+    assert upscaler.upscale(np.zeros((8, 10, 3), np.uint8), (2, 1)).shape == (16, 10, 3)
+
+
 def test_tiny_images(upscaler):
     assert upscaler.upscale(np.full((1, 1, 3), 128, np.uint8), 2.5).shape == (2, 2, 3)
     assert upscaler.upscale(np.zeros((1, 7), np.uint16), 3).shape == (3, 21)
@@ -167,6 +178,25 @@ def test_model_without_a_factor_input_is_refused(tmp_path):
     with pytest.raises(BackendError, match="fixed.onnx: not a dynamic-factor model: it takes "
                                            r"\['input'\]"):
         Upscaler(path)
+
+
+def test_non_finite_model_output_is_refused_not_written_as_black(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper, save
+    scales = helper.make_node('Concat', ['ones', 'factor'], ['scales'], axis=0)
+    resize = helper.make_node('Resize', ['input', '', 'scales'], ['resized'], mode='cubic')
+    poison = helper.make_node('Mul', ['resized', 'nan'], ['output'])  # broken weights do this
+    graph = helper.make_graph(
+        [scales, resize, poison], 'nan',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 3, None, None]),
+         helper.make_tensor_value_info('factor', TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info('output', TensorProto.FLOAT, [1, 3, None, None])],
+        [numpy_helper.from_array(np.ones(2, np.float32), 'ones'),
+         numpy_helper.from_array(np.array([np.nan], np.float32), 'nan')])
+    path = tmp_path / 'nan.onnx'
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    with pytest.raises(BackendError, match=r'nan.onnx: the model returned 48 non-finite '
+                                           r'value\(s\) \(NaN or inf\); no image written'):
+        Upscaler(path, precision='f32').upscale(np.zeros((2, 2, 3), np.uint8), 2)
 
 
 def test_constructor_refusals(srcnn_onnx, tmp_path):
