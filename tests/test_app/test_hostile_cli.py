@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from support import hostile
+from support.hidden_external_data import RUNNABLE
 from support.onnx_models import endless_loop_model, external_data_model
 
 from mmdeploy_srcnn.app.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
@@ -256,3 +257,16 @@ def test_output_appearing_during_the_run_is_kept(capsys, srcnn_onnx, tmp_path, m
         f'srcnn-upscale: error: {output}: output file exists, not replaced (overwriting is off)']
     assert output.read_bytes() == b'written by another process'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['o.png', 'p.png']
+
+
+@pytest.mark.parametrize('build', RUNNABLE.values(), ids=list(RUNNABLE))
+def test_external_data_hidden_outside_the_initializers_is_refused(tmp_path, out_dir, build):
+    (tmp_path / 'id_rsa').write_bytes(b'-----BEGIN OPENSSH PRIVATE KEY-----')
+    model = build(tmp_path / 'model.onnx', 'id_rsa')
+    run = run_cli(tmp_path, [model, _photo(tmp_path / 'p.png', 8, 8), '--out-dir', out_dir,
+                             '--scale', 2])
+    assert run.code == EXIT_USER_ERROR, run
+    assert len(run.err) == 1, run.err
+    assert run.err[0].startswith(f'srcnn-upscale: error: {model}: tensor '), run.err
+    assert "keeps its data in another file ('id_rsa'); external data is refused" in run.err[0]
+    assert leftovers(out_dir) == []
