@@ -12,12 +12,14 @@ bounds and a bad one is a ``ValueError`` naming the key. A model without these f
 """
 import dataclasses
 import math
+import numbers
 import os
+import re
 from typing import Dict, Mapping, Tuple, Union
 
 import numpy as np
 
-from mmdeploy_srcnn.utils.scale import parse_scale
+from mmdeploy_srcnn.utils.scale import parse_decimal, parse_scale
 
 PathLike = Union[str, os.PathLike]
 FACTOR_FORMATS = {
@@ -30,7 +32,15 @@ MAX_HALO = 64
 """Largest tile overlap a model may ask for (output pixels per side); SRCNN 9-1-5 needs 6."""
 MAX_ABS_VALUE = 65535.0
 """Largest magnitude of a value-range bound (16-bit pixel values)."""
+MIN_SPAN = 1e-3
+"""Smallest ``high - low`` of a value range: a model whose white is within 0.001 of its black is
+not an image model, and dividing by the span would blow its noise up to full scale."""
+MAX_MAGNITUDE_PER_SPAN = 256.0
+"""The span must be at least 1/256 of the range's largest magnitude: float32's 24-bit mantissa
+then still resolves 1/65536 of the span (a 16-bit step) there. ``(65000, 65000.01)`` is refused:
+its outputs would be quantised to halves of the range."""
 _NAME_MAX_LENGTH = 256
+_HALO_TEXT = re.compile(r'[0-9]{1,3}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +87,7 @@ class ModelConvention:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_HALO:
                 raise ValueError(f'{key} must be an int in 0..{MAX_HALO}, got {value!r}')
-        low, high = self.value_range
-        if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in (low, high)) \
-                or not low < high:
-            raise ValueError(f'value_range must be finite (low, high) with low < high and '
-                             f'|values| <= {MAX_ABS_VALUE:g}, got {self.value_range!r}')
+        _check_value_range(self.value_range)
 
     # ---- feeding the model ---------------------------------------------------------------
 
@@ -133,15 +139,17 @@ class ModelConvention:
         if 'value_range' in kwargs:
             text = str(kwargs['value_range'])
             try:
-                low, high = (float(part) for part in text.split(','))
+                low, high = (parse_decimal(part) for part in text.split(','))
             except ValueError:
-                raise ValueError(f'bad value_range in model metadata: {text!r}') from None
+                raise ValueError(f'bad value_range in model metadata: {text!r} (expected '
+                                 'LOW,HIGH in ASCII decimals)') from None
             kwargs['value_range'] = (low, high)
         for key in ('halo', 'input_halo'):
             if key in kwargs:
                 text = str(kwargs[key])
-                if not text.isdigit() or len(text) > 3:
-                    raise ValueError(f'bad {key} in model metadata: {text!r}')
+                if not _HALO_TEXT.fullmatch(text):
+                    raise ValueError(f'bad {key} in model metadata: {text!r} (expected 1 to 3 '
+                                     'ASCII digits)')
                 kwargs[key] = int(text)
         try:
             return cls(**kwargs)
@@ -152,6 +160,28 @@ class ModelConvention:
     def from_onnx(cls, onnx_path: PathLike) -> 'ModelConvention':
         """The convention recorded in an ``.onnx`` file."""
         return cls.from_metadata(read_onnx_metadata(onnx_path))
+
+
+def _check_value_range(value_range: object) -> None:
+    """Refuse a value range that float32, in which the model is fed and read, cannot use.
+
+    Checked on the float32 values: ``(0, 1e-300)`` passes in float64 but is ``(0, 0)`` in
+    float32, a zero span that turns every output into a division by zero.
+    """
+    bounds = tuple(value_range) if isinstance(value_range, (tuple, list)) else ()
+    if len(bounds) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                   for v in bounds):
+        raise ValueError(f'value_range must be two numbers (low, high), got {value_range!r}')
+    with np.errstate(over='ignore', invalid='ignore'):  # too large -> inf, refused below
+        low, high = (np.float32(v) for v in bounds)
+        span = np.float32(high - low)
+    if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in (low, high)):
+        raise ValueError(f'value_range must be finite with |values| <= {MAX_ABS_VALUE:g}, '
+                         f'got {value_range!r}')
+    if not (span >= MIN_SPAN and span * MAX_MAGNITUDE_PER_SPAN >= max(abs(low), abs(high))):
+        raise ValueError(f'value_range must have low < high with high - low >= {MIN_SPAN:g} '
+                         f'and >= 1/{MAX_MAGNITUDE_PER_SPAN:g} of the largest |value| (in '
+                         f'float32), got {value_range!r}')
 
 
 def read_onnx_metadata(onnx_path: PathLike) -> Dict[str, str]:

@@ -1,7 +1,8 @@
 """Upscale factors as users write them: ``2``, ``2.5``, ``(2, 3)`` or ``'2x3'`` (height x width).
 
-One parser for configs, the deploy tool and the app. Values are returned as the float32 numbers
-the model's ``factor`` input will hold, so every size computed from them follows the model.
+One parser for configs, the deploy tool and the app; numbers in text are ASCII decimals only.
+Values are returned as the float32 numbers the model's ``factor`` input will hold, so every size
+computed from them follows the model.
 """
 import math
 import re
@@ -9,8 +10,17 @@ from typing import Any, Sequence, Tuple
 
 import numpy as np
 
-# A plain decimal number: no '_' separators ('2_0' is not 20), no 'inf'/'nan' spelled out.
-_NUMBER = re.compile(r'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
+# A plain decimal number in ASCII digits: no '_' separators ('2_0' is not 20), no 'inf'/'nan'
+# spelled out, and no other script's digits (Python's float() reads Arabic-Indic '٣' as 3).
+_DECIMAL = re.compile(r'[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?')
+
+
+def parse_decimal(text: str) -> float:
+    """``text`` as a float if it is a plain ASCII decimal number (surrounding spaces allowed),
+    else ``ValueError``. Scales and the numbers of model metadata are read this way."""
+    if not (isinstance(text, str) and _DECIMAL.fullmatch(text.strip())):
+        raise ValueError(f'{text!r} is not a plain decimal number')
+    return float(text)
 
 
 def parse_scale(value: Any) -> Tuple[float, float]:
@@ -19,9 +29,11 @@ def parse_scale(value: Any) -> Tuple[float, float]:
     Raises ``ValueError`` (naming the value) unless both are finite and > 0 in float32.
     """
     if isinstance(value, str):
-        parts = value.strip().lower().split('x')
-        numbers = [float(part) for part in parts if _NUMBER.fullmatch(part.strip())]
-        if len(numbers) != len(parts) or len(numbers) not in (1, 2):
+        try:
+            numbers = [parse_decimal(part) for part in value.lower().split('x')]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2):
             raise ValueError(f'scale {value!r} is not a number or HEIGHTxWIDTH '
                              '(e.g. 2, 2.5, 2x3)')
         pair: Sequence[Any] = numbers * 2 if len(numbers) == 1 else numbers

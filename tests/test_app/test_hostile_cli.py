@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from support import hostile
+from support.hidden_external_data import RUNNABLE
 from support.onnx_models import endless_loop_model, external_data_model
 
 from mmdeploy_srcnn.app.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
@@ -150,7 +151,7 @@ def test_hostile_inputs_are_refused_in_one_line(tmp_path, out_dir, srcnn_onnx, c
 @pytest.mark.parametrize('entries, expected', [
     ({'halo': '100000'}, "bad halo in model metadata: '100000'"),
     ({'halo': '65'}, 'bad model metadata: halo must be an int in 0..64'),
-    ({'value_range': '-inf,inf'}, 'bad model metadata: value_range must be finite'),
+    ({'value_range': '-inf,inf'}, "bad value_range in model metadata: '-inf,inf'"),
     ({'factor_format': 'chw'}, 'bad model metadata: factor_format must be one of hw, nchw'),
 ])
 def test_crafted_model_metadata_is_refused(tmp_path, out_dir, srcnn_onnx, entries, expected):
@@ -256,3 +257,44 @@ def test_output_appearing_during_the_run_is_kept(capsys, srcnn_onnx, tmp_path, m
         f'srcnn-upscale: error: {output}: output file exists, not replaced (overwriting is off)']
     assert output.read_bytes() == b'written by another process'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['o.png', 'p.png']
+
+
+@pytest.mark.parametrize('build', RUNNABLE.values(), ids=list(RUNNABLE))
+def test_external_data_hidden_outside_the_initializers_is_refused(tmp_path, out_dir, build):
+    (tmp_path / 'id_rsa').write_bytes(b'-----BEGIN OPENSSH PRIVATE KEY-----')
+    model = build(tmp_path / 'model.onnx', 'id_rsa')
+    run = run_cli(tmp_path, [model, _photo(tmp_path / 'p.png', 8, 8), '--out-dir', out_dir,
+                             '--scale', 2])
+    assert run.code == EXIT_USER_ERROR, run
+    assert len(run.err) == 1, run.err
+    assert run.err[0].startswith(f'srcnn-upscale: error: {model}: tensor '), run.err
+    assert "keeps its data in another file ('id_rsa'); external data is refused" in run.err[0]
+    assert leftovers(out_dir) == []
+
+
+@pytest.mark.parametrize('entries, expected', [
+    ({'value_range': '0,1e-300'}, 'bad model metadata: value_range must have low < high with '
+                                  'high - low >= 0.001'),
+    ({'value_range': '0,1e39'}, 'bad model metadata: value_range must be finite'),
+    ({'halo': '\u0666'}, "bad halo in model metadata: '\u0666' (expected 1 to 3 ASCII digits)"),
+])
+def test_metadata_numbers_are_checked_as_float32_and_ascii(tmp_path, out_dir, srcnn_onnx,
+                                                           entries, expected):
+    model = _model_with_metadata(srcnn_onnx, tmp_path / 'crafted.onnx', **entries)
+    run = run_cli(tmp_path, [model, _photo(tmp_path / 'p.png', 8, 8), '--out-dir', out_dir,
+                             '--scale', 2])
+    assert run.code == EXIT_USER_ERROR, run
+    assert len(run.err) == 1 and run.err[0].startswith(f'srcnn-upscale: error: {model}: '), run
+    assert expected in run.err[0], run.err
+    assert leftovers(out_dir) == []
+
+
+def test_scale_in_other_scripts_digits_is_refused(capsys, srcnn_onnx, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(srcnn_onnx), str(_photo(tmp_path / 'p.png', 8, 8)), '-o',
+              str(tmp_path / 'o.png'), '--scale', '\u0663'])
+    assert exit_.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("srcnn-upscale: error: argument --scale: scale "
+                                               "'\u0663' is not a number or HEIGHTxWIDTH"), err
+    assert not (tmp_path / 'o.png').exists()
