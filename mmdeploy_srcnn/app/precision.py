@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, PRECISION_KEY, QUALITY_TABLE_KEY,
-                                            CpuFeatures, QualityTable, QualityTableError,
-                                            check_precision, choose_precision, int8_model_path,
-                                            parse_quality_table, read_cpu_features)
+from mmdeploy_srcnn.backends.base import first_line
+from mmdeploy_srcnn.utils.fileio import file_sha256
+from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
+from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, FLOAT_MODEL_SHA256_KEY,
+                                            PRECISION_KEY, QUALITY_TABLE_KEY, CpuFeatures,
+                                            QualityTable, QualityTableError, check_precision,
+                                            choose_precision, int8_model_path, parse_quality_table,
+                                            read_cpu_features)
 
 AUTO = 'auto'
 CHOICES = (AUTO, 'f32', 'bf16', 'f16', 'int8')
@@ -71,19 +75,33 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
         return Resolved(onnx_path, 'f32', f'auto: no reduced precision known for {engine}')
     features = features or read_cpu_features()
     table = _quality_table(onnx_path, metadata)
-    if not int8_model_path(onnx_path).is_file():
+    skipped = []
+    try:
+        _existing_int8(onnx_path)
+    except BackendError as err:
         table = _without(table, engine, 'int8')
+        if int8_model_path(onnx_path).exists():  # a missing file is the usual case: no word
+            skipped.append(f'int8 not used: {err}')
     choice = choose_precision(table, engine, features)
     path = int8_model_path(onnx_path) if choice.precision == 'int8' else onnx_path
-    passed_over = f' ({"; ".join(choice.passed_over)})' if choice.passed_over else ''
+    notes = list(choice.passed_over) + skipped
+    passed_over = f' ({"; ".join(notes)})' if notes else ''
     why = f'auto on {features.model}{passed_over}'
     return Resolved(path, choice.precision, why)
 
 
 def _existing_int8(onnx_path: Path) -> Path:
+    """The int8 file quantized from ``onnx_path`` as it is now; an error names what is wrong."""
     path = int8_model_path(onnx_path)
     if not path.is_file():
         raise BackendError(f'{path}: no int8 model next to {onnx_path.name} (the deploy tool '
                            "writes it when verify.precisions includes 'int8', as in "
                            'configs/srcnn_dynamic_openvino.py)')
+    try:
+        recorded = read_onnx_metadata(path).get(FLOAT_MODEL_SHA256_KEY)
+    except Exception as err:  # onnx's decode errors: the file is not a model
+        raise BackendError(f'{path}: cannot read the int8 model ({first_line(err)})') from None
+    if recorded != file_sha256(onnx_path):
+        raise BackendError(f'{path}: this int8 model was not quantized from {onnx_path.name} '
+                           'as it is now (an older export?); deploy again to rewrite it')
     return path

@@ -25,8 +25,8 @@ import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 
-from mmdeploy_srcnn.utils.fileio import atomic_path
-from mmdeploy_srcnn.utils.precision import PRECISION_KEY
+from mmdeploy_srcnn.utils.fileio import atomic_path, file_sha256
+from mmdeploy_srcnn.utils.precision import FLOAT_MODEL_SHA256_KEY, PRECISION_KEY
 
 from .calibration import CalibrationSet, ModelInputs
 
@@ -170,6 +170,7 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
     if method not in METHODS:
         raise QuantizationError(f'unknown calibration method {method!r} '
                                 f'(choose from {", ".join(METHODS)})')
+    float_sha256 = file_sha256(source)  # the bytes quantized, recorded in the int8 file
     model = onnx.load(str(source))
     _check_float_model(model, source)
     convs = conv_names(model)
@@ -207,6 +208,7 @@ def quantize_int8(fp32_onnx: PathLike, out_path: PathLike, calibration: Calibrat
 
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     metadata[PRECISION_KEY] = 'int8'
+    metadata[FLOAT_MODEL_SHA256_KEY] = float_sha256
     metadata[CALIBRATION_KEY] = json.dumps({
         'tool': f'onnxruntime.quantization {importlib.metadata.version("onnxruntime")}',
         'format': 'QDQ', 'method': method,

@@ -38,6 +38,9 @@ MAX_AUTO_LOSS_DB = 0.02
 QUALITY_TABLE_KEY = 'mmdeploy_srcnn.quality_table'
 #: ``metadata_props`` key naming a model file's precision; absent means f32.
 PRECISION_KEY = 'mmdeploy_srcnn.precision'
+#: ``metadata_props`` key, in an int8 file, of the SHA-256 of the float file it was quantized
+#: from: a re-export leaves an old ``end2end_int8.onnx`` behind, which must not be run for it.
+FLOAT_MODEL_SHA256_KEY = 'mmdeploy_srcnn.float_model_sha256'
 QUALITY_TABLE_VERSION = 1
 
 # Fastest first, per engine, among the precisions the engine runs; each needs the CPU units of

@@ -1,12 +1,16 @@
 """What ``--precision`` loads: auto's choice per CPU and table, explicit requests, refusals."""
 from pathlib import Path
+from typing import Optional
 
+import onnx
 import pytest
+from onnx import helper
 
 from mmdeploy_srcnn.app.precision import resolve_precision
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.precision import (PRECISION_KEY, QUALITY_SCALES, QUALITY_TABLE_KEY,
-                                            CpuFeatures, QualityTable)
+from mmdeploy_srcnn.utils.fileio import file_sha256
+from mmdeploy_srcnn.utils.precision import (FLOAT_MODEL_SHA256_KEY, PRECISION_KEY, QUALITY_SCALES,
+                                            QUALITY_TABLE_KEY, CpuFeatures, QualityTable)
 
 AMX = CpuFeatures('Xeon with AMX', frozenset({'avx512f', 'avx512_vnni', 'amx_bf16', 'amx_int8'}))
 VNNI = CpuFeatures('Xeon without AMX', frozenset({'avx512f', 'avx512_vnni', 'avx512_bf16'}))
@@ -25,9 +29,14 @@ def model(tmp_path) -> Path:
     return path
 
 
-def _int8_file(model: Path) -> Path:
+def _int8_file(model: Path, float_sha256: Optional[str] = None) -> Path:
+    """An int8 file that records ``float_sha256`` (default: ``model``'s) as its source."""
+    graph = helper.make_graph([], 'int8', [], [])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    helper.set_model_props(proto, {PRECISION_KEY: 'int8',
+                                   FLOAT_MODEL_SHA256_KEY: float_sha256 or file_sha256(model)})
     path = model.with_name('end2end_int8.onnx')
-    path.write_bytes(b'int8 model')
+    onnx.save(proto, str(path))
     return path
 
 
@@ -80,3 +89,21 @@ def test_a_bad_table_in_the_model_is_refused(model):
     with pytest.raises(BackendError, match='metadata'):
         resolve_precision(model, {QUALITY_TABLE_KEY: '{"version": 99}'}, 'openvino', 'auto',
                           AMX)
+
+
+def test_an_int8_file_from_another_export_is_never_run(model):
+    # a re-export into the same work dir leaves the old end2end_int8.onnx behind
+    stale = _int8_file(model, float_sha256='0' * 64)
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.001)}
+    resolved = resolve_precision(model, meta, 'openvino', 'auto', VNNI)
+    assert (resolved.precision, resolved.path) == ('f32', model)
+    assert 'int8 not used: ' in resolved.reason and 'was not quantized from end2end.onnx' \
+        in resolved.reason
+    with pytest.raises(BackendError, match='end2end_int8.onnx: this int8 model was not quantized '
+                                           'from end2end.onnx as it is now'):
+        resolve_precision(model, meta, 'openvino', 'int8', VNNI)
+    stale.write_bytes(b'not onnx')
+    with pytest.raises(BackendError, match='end2end_int8.onnx: cannot read the int8 model'):
+        resolve_precision(model, meta, 'openvino', 'int8', VNNI)
+    _int8_file(model)  # quantized from the model as it is: used
+    assert resolve_precision(model, meta, 'openvino', 'auto', VNNI).precision == 'int8'

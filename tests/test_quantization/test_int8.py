@@ -1,6 +1,7 @@
 """int8 quantization of the shipped model: only the convolutions change, both engines run the
 file, the output stays close to float, and bad requests are refused before anything is written.
 """
+import hashlib
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from mmdeploy_srcnn.quantization import (CALIBRATION_KEY, METHODS, CalibrationSe
 from mmdeploy_srcnn.registry import MODELS
 from mmdeploy_srcnn.utils.metrics import psnr
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
-from mmdeploy_srcnn.utils.precision import PRECISION_KEY
+from mmdeploy_srcnn.utils.precision import FLOAT_MODEL_SHA256_KEY, PRECISION_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / 'checkpoints' / 'srcnn_multiscale.pth'
@@ -95,6 +96,7 @@ def test_metadata_is_kept_and_says_int8(fp32_onnx, int8_onnx):
     result = {p.key: p.value for p in onnx.load(str(int8_onnx)).metadata_props}
     assert {key: result[key] for key in source} == source
     assert result[PRECISION_KEY] == 'int8'
+    assert result[FLOAT_MODEL_SHA256_KEY] == hashlib.sha256(fp32_onnx.read_bytes()).hexdigest()
     record = json.loads(result[CALIBRATION_KEY])
     assert record['method'] == 'minmax' and record['format'] == 'QDQ'
     assert record['data']['images'] == 'builtin:train'
