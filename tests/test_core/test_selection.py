@@ -65,13 +65,13 @@ def test_default_ir_is_a_wildcard(manager, registry, double, record_ir, context_
 def test_a_failing_checker_keeps_the_rewrite_out(manager, registry, double):
     module, target = double
     refuse, accept = Recording(False), Recording(True)
-    registry.register_rewriter(target, backend='a', extra_checkers=[refuse])(lambda x: 'a')
-    registry.register_rewriter(target, backend='b', extra_checkers=accept)(lambda x: 'b')
-    assert _applied(manager, module, backend='a') == 2
-    assert _applied(manager, module, backend='b') == 'b'
+    registry.register_rewriter(target, backend='tensorrt', extra_checkers=[refuse])(lambda x: 'a')
+    registry.register_rewriter(target, backend='ncnn', extra_checkers=accept)(lambda x: 'b')
+    assert _applied(manager, module, backend='tensorrt') == 2
+    assert _applied(manager, module, backend='ncnn') == 'b'
     torch_version = importlib.metadata.version('torch')
-    assert refuse.seen == [('a', 'onnx', torch_version)]
-    assert accept.seen == [('b', 'onnx', torch_version)]
+    assert refuse.seen == [('tensorrt', 'onnx', torch_version)]
+    assert accept.seen == [('ncnn', 'onnx', torch_version)]
 
 
 def test_environment_reports_installed_versions_and_none_for_missing():
@@ -123,10 +123,10 @@ def test_precedence_backend_then_ir_then_checkers(manager, registry, double):
     registry.register_rewriter(target)(lambda x: 'plain')
     registry.register_rewriter(target, extra_checkers=Recording(True))(lambda x: 'checked')
     registry.register_rewriter(target, ir='onnx')(lambda x: 'ir')
-    registry.register_rewriter(target, backend='trt')(lambda x: 'backend')
-    assert _applied(manager, module, backend='trt') == 'backend'
-    assert _applied(manager, module, backend='ort') == 'ir'
-    assert _applied(manager, module, backend='ort', ir='torchscript') == 'checked'
+    registry.register_rewriter(target, backend='tensorrt')(lambda x: 'backend')
+    assert _applied(manager, module, backend='tensorrt') == 'backend'
+    assert _applied(manager, module, backend='onnxruntime') == 'ir'
+    assert _applied(manager, module, backend='onnxruntime', ir='torchscript') == 'checked'
 
 
 def test_equally_specific_rewrites_are_an_error_naming_both(manager, registry, double):
@@ -138,12 +138,13 @@ def test_equally_specific_rewrites_are_an_error_naming_both(manager, registry, d
     def by_version(x):
         return 'version'
 
-    registry.register_rewriter(target, backend='trt', extra_checkers=Recording(True))(by_backend)
-    registry.register_rewriter(target, backend='trt',
+    registry.register_rewriter(target, backend='tensorrt',
+                               extra_checkers=Recording(True))(by_backend)
+    registry.register_rewriter(target, backend='tensorrt',
                                extra_checkers=LibVersionChecker('torch', '2.0'))(by_version)
     with pytest.raises(RewriterError, match=r'2 function rewriters of .* same precedence: '
                                             r'.*by_backend.*by_version'):
-        _applied(manager, module, backend='trt')
+        _applied(manager, module, backend='tensorrt')
     assert module.double is _double
 
 
