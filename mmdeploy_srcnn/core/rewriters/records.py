@@ -4,7 +4,9 @@ Selection, shared by function, module and symbolic rewrites: a record *applies* 
 environment when its backend and IR are the environment's or ``'default'`` (the wildcard) and
 every extra checker passes. Of the records of one target that apply, the most specific wins,
 ranked by (backend given, IR given, has extra checkers) in that order. Two applying records of
-equal rank are an error naming both: never a silent pick by registration order.
+equal rank are an error naming both: never a silent pick by registration order. A target is the
+object a path names where the kind of rewrite resolves paths (function and module rewrites), so
+two import paths of one function or class compete as one target.
 """
 import dataclasses
 import difflib
