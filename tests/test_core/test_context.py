@@ -15,6 +15,10 @@ def _double(x):
     return 2 * x
 
 
+def _twice(x):
+    return x + x
+
+
 class Base:
     def forward(self, x):
         return x + 1
@@ -193,7 +197,7 @@ def test_restores_when_body_raises(manager, registry, make_module):
 
 def test_failure_on_second_of_three_targets_restores_the_first(manager, registry, make_module):
     first = make_module(double=_double)
-    third = make_module(double=_double)
+    third = make_module(double=_twice)  # another function object: a target of its own
     alias = make_module(double=_double)
     registry.register_rewriter(f'{first.__name__}.double')(lambda x: 'first')
     # int is an immutable built-in type: setattr on it fails.
@@ -203,7 +207,7 @@ def test_failure_on_second_of_three_targets_restores_the_first(manager, registry
     with pytest.raises(RewriterError, match="cannot patch rewrite target 'builtins.int"):
         with RewriterContext(rewriter_manager=manager):
             pytest.fail('the body must not run')
-    assert first.double is _double and third.double is _double and alias.double is _double
+    assert first.double is _double and third.double is _twice and alias.double is _double
     assert 'bit_length' in vars(int) and (5).bit_length() == 3
 
 
@@ -305,8 +309,9 @@ def test_context_cannot_be_entered_twice(manager, registry):
 
 def test_threads_do_not_interleave_patches(manager, registry, make_module):
     targets = make_module(double=_double)
-    registry.register_rewriter(f'{targets.__name__}.double', backend='a')(lambda x: 'a')
-    registry.register_rewriter(f'{targets.__name__}.double', backend='b')(lambda x: 'b')
+    name = f'{targets.__name__}.double'
+    registry.register_rewriter(name, backend='tensorrt')(lambda x: 'tensorrt')
+    registry.register_rewriter(name, backend='ncnn')(lambda x: 'ncnn')
     events = []
     entered = threading.Event()
 
@@ -317,15 +322,15 @@ def test_threads_do_not_interleave_patches(manager, registry, make_module):
             time.sleep(0.05)
             events.append(('exit', backend, targets.double(0)))
 
-    first = threading.Thread(target=worker, args=('a',))
+    first = threading.Thread(target=worker, args=('tensorrt',))
     first.start()
     entered.wait(5)
-    second = threading.Thread(target=worker, args=('b',))
+    second = threading.Thread(target=worker, args=('ncnn',))
     second.start()
     first.join(5)
     second.join(5)
-    assert events == [('enter', 'a', 'a'), ('exit', 'a', 'a'),
-                      ('enter', 'b', 'b'), ('exit', 'b', 'b')]
+    assert events == [('enter', 'tensorrt', 'tensorrt'), ('exit', 'tensorrt', 'tensorrt'),
+                      ('enter', 'ncnn', 'ncnn'), ('exit', 'ncnn', 'ncnn')]
     assert targets.double is _double
 
 

@@ -204,3 +204,20 @@ def test_module_level_patch_model_uses_the_shipped_registry():
     assert patched is not model and type(patched) is codebase.SRCNNNet
     assert list(inspect.signature(patch_model).parameters)[:5] == [
         'model', 'cfg', 'backend', 'ir', 'recursive']
+
+
+class Third(Halve):
+    """A second rewrite class, told apart from Halve by its type."""
+
+
+def test_module_rewrites_compete_by_class_across_paths(rewriter, make_module):
+    reexport = make_module(SRCNNNet=codebase.SRCNNNet)
+    alias = f'{reexport.__name__}.SRCNNNet'
+    rewriter.register_rewrite_module(alias, backend='onnxruntime')(Halve)
+    rewriter.register_rewrite_module(SRCNN)(Third)
+    assert type(rewriter.patch_model(Net(), backend='onnxruntime').sr) is Halve
+    assert type(rewriter.patch_model(Net(), backend='openvino').sr) is Third
+    rewriter.register_rewrite_module(SRCNN, backend='onnxruntime')(Third)
+    with pytest.raises(RewriterError, match=rf"2 module rewriters of one target, named '{alias}' "
+                                            rf"and '{SRCNN}' apply to backend='onnxruntime'"):
+        rewriter.patch_model(Net(), backend='onnxruntime')

@@ -2,6 +2,7 @@
 import importlib.metadata
 
 import pytest
+import torch
 
 from mmdeploy_srcnn.core import (IR, Backend, BackendChecker, Checker, IRChecker, LibVersionChecker,
                                  RewriteEnv, RewriterContext, RewriterError, collect_env)
@@ -65,13 +66,13 @@ def test_default_ir_is_a_wildcard(manager, registry, double, record_ir, context_
 def test_a_failing_checker_keeps_the_rewrite_out(manager, registry, double):
     module, target = double
     refuse, accept = Recording(False), Recording(True)
-    registry.register_rewriter(target, backend='a', extra_checkers=[refuse])(lambda x: 'a')
-    registry.register_rewriter(target, backend='b', extra_checkers=accept)(lambda x: 'b')
-    assert _applied(manager, module, backend='a') == 2
-    assert _applied(manager, module, backend='b') == 'b'
+    registry.register_rewriter(target, backend='tensorrt', extra_checkers=[refuse])(lambda x: 'a')
+    registry.register_rewriter(target, backend='ncnn', extra_checkers=accept)(lambda x: 'b')
+    assert _applied(manager, module, backend='tensorrt') == 2
+    assert _applied(manager, module, backend='ncnn') == 'b'
     torch_version = importlib.metadata.version('torch')
-    assert refuse.seen == [('a', 'onnx', torch_version)]
-    assert accept.seen == [('b', 'onnx', torch_version)]
+    assert refuse.seen == [('tensorrt', 'onnx', torch_version)]
+    assert accept.seen == [('ncnn', 'onnx', torch_version)]
 
 
 def test_environment_reports_installed_versions_and_none_for_missing():
@@ -123,10 +124,10 @@ def test_precedence_backend_then_ir_then_checkers(manager, registry, double):
     registry.register_rewriter(target)(lambda x: 'plain')
     registry.register_rewriter(target, extra_checkers=Recording(True))(lambda x: 'checked')
     registry.register_rewriter(target, ir='onnx')(lambda x: 'ir')
-    registry.register_rewriter(target, backend='trt')(lambda x: 'backend')
-    assert _applied(manager, module, backend='trt') == 'backend'
-    assert _applied(manager, module, backend='ort') == 'ir'
-    assert _applied(manager, module, backend='ort', ir='torchscript') == 'checked'
+    registry.register_rewriter(target, backend='tensorrt')(lambda x: 'backend')
+    assert _applied(manager, module, backend='tensorrt') == 'backend'
+    assert _applied(manager, module, backend='onnxruntime') == 'ir'
+    assert _applied(manager, module, backend='onnxruntime', ir='torchscript') == 'checked'
 
 
 def test_equally_specific_rewrites_are_an_error_naming_both(manager, registry, double):
@@ -138,12 +139,13 @@ def test_equally_specific_rewrites_are_an_error_naming_both(manager, registry, d
     def by_version(x):
         return 'version'
 
-    registry.register_rewriter(target, backend='trt', extra_checkers=Recording(True))(by_backend)
-    registry.register_rewriter(target, backend='trt',
+    registry.register_rewriter(target, backend='tensorrt',
+                               extra_checkers=Recording(True))(by_backend)
+    registry.register_rewriter(target, backend='tensorrt',
                                extra_checkers=LibVersionChecker('torch', '2.0'))(by_version)
     with pytest.raises(RewriterError, match=r'2 function rewriters of .* same precedence: '
                                             r'.*by_backend.*by_version'):
-        _applied(manager, module, backend='trt')
+        _applied(manager, module, backend='tensorrt')
     assert module.double is _double
 
 
@@ -194,3 +196,98 @@ def test_a_keyword_from_both_registration_and_context_is_an_error(manager, regis
                                             r".*\('fast'\) and by the RewriterContext \('slow'\)"):
         _applied(manager, module, mode='slow')
     assert module.double is _double
+
+
+class Model:
+    def forward(self, x):
+        return 'original'
+
+
+class Child(Model):
+    """Inherits ``forward``: the same function object, but a target of its own."""
+
+
+@pytest.fixture
+def aliased(make_module):
+    """Two modules that hold one function and one class (a package and its re-export)."""
+    defining = make_module(double=_double, Model=Model)
+    package = make_module(double=_double, Model=Model, Child=Child)
+    return defining, package
+
+
+def test_two_paths_of_one_function_tie_by_object_and_name_both(manager, registry, aliased):
+    defining, package = aliased
+    registry.register_rewriter(f'{defining.__name__}.double', backend='onnxruntime')(
+        lambda x: 'defining')
+    registry.register_rewriter(f'{package.__name__}.double', backend='onnxruntime')(
+        lambda x: 'package')
+    with pytest.raises(RewriterError, match=(
+            rf"2 function rewriters of one target, named '{defining.__name__}.double' and "
+            rf"'{package.__name__}.double' apply to backend='onnxruntime', ir='onnx' with the "
+            'same precedence')):
+        _applied(manager, defining, backend='onnxruntime')
+    assert defining.double is _double and package.double is _double
+
+
+def test_two_paths_of_one_method_tie_by_class_and_attribute(manager, registry, aliased):
+    defining, package = aliased
+    registry.register_rewriter(f'{defining.__name__}.Model.forward', ir='onnx')(
+        lambda self, x: 'defining')
+    registry.register_rewriter(f'{package.__name__}.Model.forward', ir='onnx')(
+        lambda self, x: 'package')
+    with pytest.raises(RewriterError, match=rf"named '{defining.__name__}.Model.forward' and "
+                                            rf"'{package.__name__}.Model.forward'"):
+        with RewriterContext(rewriter_manager=manager):
+            pass
+    assert vars(Model)['forward'] is Model.forward and Model().forward(1) == 'original'
+
+
+def test_torch_function_and_its_module_alias_path_tie(manager, registry):
+    registry.register_rewriter('torch.nn.functional.interpolate', backend='tensorrt')(
+        lambda *args, **kwargs: 'a')
+    registry.register_rewriter('torch.nn.modules.upsampling.F.interpolate', backend='tensorrt')(
+        lambda *args, **kwargs: 'b')
+    original = torch.nn.functional.interpolate
+    with pytest.raises(RewriterError, match="one target, named 'torch.nn.functional.interpolate' "
+                                            "and 'torch.nn.modules.upsampling.F.interpolate'"):
+        with RewriterContext(rewriter_manager=manager, backend='tensorrt'):
+            pass
+    assert torch.nn.functional.interpolate is original
+
+
+def test_the_more_specific_record_wins_across_paths(manager, registry, aliased):
+    defining, package = aliased
+    registry.register_rewriter(f'{defining.__name__}.Model.forward', backend='ncnn')(
+        lambda self, x: 'ncnn')
+    registry.register_rewriter(f'{package.__name__}.Model.forward')(lambda self, x: 'default')
+    registry.register_rewriter(f'{package.__name__}.double', backend='ncnn')(lambda x: 'ncnn')
+    registry.register_rewriter(f'{defining.__name__}.double')(lambda x: 'default')
+    for backend, expected in (('ncnn', 'ncnn'), ('openvino', 'default')):
+        with RewriterContext(rewriter_manager=manager, backend=backend):
+            assert Model().forward(1) == expected
+            assert defining.double(1) == package.double(1) == expected
+    assert [r.func_name for r in registry.select('ncnn', 'onnx')] == [
+        f'{defining.__name__}.Model.forward', f'{package.__name__}.double']
+    assert Model().forward(1) == 'original' and defining.double is _double
+
+
+def test_an_inherited_method_and_its_base_are_two_targets(manager, registry, aliased):
+    _, package = aliased
+    registry.register_rewriter(f'{package.__name__}.Model.forward')(lambda self, x: 'base')
+    registry.register_rewriter(f'{package.__name__}.Child.forward')(lambda self, x: 'child')
+    with RewriterContext(rewriter_manager=manager):
+        assert (Model().forward(1), Child().forward(1)) == ('base', 'child')
+    assert 'forward' not in vars(Child) and Child().forward(1) == 'original'
+
+
+@pytest.mark.parametrize('target, kind', [('torch.pi', 'float'),
+                                          ('torch.nn.Linear.__doc__', 'str'),
+                                          ('torch.Tensor.shape', 'getset_descriptor')])
+def test_a_target_that_is_not_callable_is_an_error_naming_it(manager, registry, target, kind):
+    registry.register_rewriter(target)(lambda *args: 'never')
+    before = torch.pi
+    with pytest.raises(RewriterError, match=rf"function rewrite target '{target}' is not "
+                                            rf'callable: it is {kind} '):
+        with RewriterContext(rewriter_manager=manager):
+            pytest.fail('the body must not run')
+    assert torch.pi is before and isinstance(torch.ones(2).shape, torch.Size)

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 from packaging.version import InvalidVersion, Version
 
-from .constants import NameLike, as_name
+from .constants import IR, Backend, NameLike, as_name
 from .patching import RewriterError
 
 
@@ -24,8 +24,8 @@ class RewriteEnv:
     """
 
     def __init__(self, backend: NameLike, ir: NameLike) -> None:
-        self.backend = as_name(backend, 'backend')
-        self.ir = as_name(ir, 'ir')
+        self.backend = as_name(backend, Backend, 'backend')
+        self.ir = as_name(ir, IR, 'ir')
         self._versions: Dict[str, Optional[str]] = {}
 
     def version(self, lib: str) -> Optional[str]:
@@ -72,7 +72,7 @@ class BackendChecker(Checker):
     """Applies only when the context's backend is ``required_backend`` (compared by value)."""
 
     def __init__(self, required_backend: NameLike) -> None:
-        self.required_backend = as_name(required_backend, 'required_backend')
+        self.required_backend = as_name(required_backend, Backend, 'required_backend')
 
     def check(self, env: RewriteEnv) -> bool:
         return env['backend'] == self.required_backend
@@ -85,7 +85,7 @@ class IRChecker(Checker):
     """Applies only when the context's IR is ``required_ir`` (compared by value)."""
 
     def __init__(self, required_ir: NameLike) -> None:
-        self.required_ir = as_name(required_ir, 'required_ir')
+        self.required_ir = as_name(required_ir, IR, 'required_ir')
 
     def check(self, env: RewriteEnv) -> bool:
         return env['ir'] == self.required_ir

@@ -77,8 +77,8 @@ class RewriterContext:
             raise RewriterError(f'RewriterContext: opset must be a positive int or None, '
                                 f'got {opset!r}')
         self.cfg = as_config(cfg)
-        self.backend = as_name(backend, 'backend')
-        self.ir = as_name(ir, 'ir')
+        self.backend = as_name(backend, Backend, 'RewriterContext: backend')
+        self.ir = as_name(ir, IR, 'RewriterContext: ir')
         self.opset = opset
         self.kwargs = dict(kwargs)
         if rewriter_manager is not None and not isinstance(rewriter_manager, RewriterManager):

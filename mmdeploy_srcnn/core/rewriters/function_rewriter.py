@@ -1,12 +1,12 @@
 """Function rewrites: replace a function or method, and its module-level aliases, in a context."""
 import functools
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 from .calls import RewriteCall, current_call, find_active, run_call
 from .checkers import RewriteEnv, collect_env
 from .constants import IR, Backend, NameLike
-from .patching import (MissingTargetWarning, Patch, RewriterError, TargetNotInstalled,
+from .patching import (MissingTargetWarning, Patch, RewriterError, Target, TargetNotInstalled,
                        iter_module_aliases, replace, replace_aliases, resolve)
 from .records import RewriteRecord, RewriterRegistry, check_keywords, qualname
 
@@ -62,7 +62,7 @@ class FunctionRewriter:
 
     def select(self, backend: NameLike, ir: NameLike) -> List[RewriteRecord]:
         """The records a context for ``backend`` and ``ir`` applies: one per target."""
-        return self._registry.select(collect_env(backend, ir))
+        return [record for record, _ in self._resolve_selected(collect_env(backend, ir))]
 
     @staticmethod
     def get_context(key: Optional[str] = None) -> RewriteCall:
@@ -77,16 +77,55 @@ class FunctionRewriter:
     def apply(self, context: Any, env: RewriteEnv, undo: List[Patch]) -> None:
         """Patch every selected target and its module aliases, recording each patch in
         ``undo`` as it is made (``context`` is the opening ``RewriterContext``)."""
-        for record in self._registry.select(env):
-            try:
-                target = resolve(record.func_name)
-            except TargetNotInstalled as err:
-                warnings.warn(str(err), MissingTargetWarning, stacklevel=2)
-                continue
+        for record, target in self._resolve_selected(env):
             wrapper = _make_wrapper(context, record, target.value)
             undo.append(replace(target, wrapper))
             undo.extend(replace_aliases(target.value, wrapper, skip=target.owner))
             undo.append(_LateAliases(wrapper, target.value))
+
+    def _resolve_selected(self, env: RewriteEnv) -> List[Tuple[RewriteRecord, Target]]:
+        """The selected records with their resolved targets.
+
+        Records compete by the object they replace, not by path: two paths of one function
+        (``torch.nn.functional.interpolate``, ``torch.nn.modules.upsampling.F.interpolate``) or
+        of one method (a class re-exported by its package) are one target, so the most specific
+        of their records wins and a tie is an error naming both paths. A target in a package
+        that is not installed is skipped with a :class:`MissingTargetWarning`.
+        """
+        targets: Dict[str, Optional[Target]] = {}
+
+        def identify(record: RewriteRecord) -> Optional[Hashable]:
+            if record.func_name not in targets:
+                targets[record.func_name] = _resolve_callable(record.func_name)
+            target = targets[record.func_name]
+            return None if target is None else _identity(target)
+
+        return [(record, targets[record.func_name])
+                for record in self._registry.select(env, identify)]
+
+
+def _resolve_callable(path: str) -> Optional[Target]:
+    """``resolve(path)``, ``None`` (warned) when its package is not installed; a target that is
+    not callable is an error (a function rewrite stands in for a call)."""
+    try:
+        target = resolve(path)
+    except TargetNotInstalled as err:
+        warnings.warn(str(err), MissingTargetWarning, stacklevel=2)
+        return None
+    if not callable(target.value):
+        raise RewriterError(f'function rewrite target {path!r} is not callable: it is '
+                            f'{type(target.value).__name__} {target.value!r}; function '
+                            'rewriters replace functions and methods only')
+    return target
+
+
+def _identity(target: Target) -> Hashable:
+    """What a patch of ``target`` replaces: a class attribute is its class and name (a
+    subclass's inherited method is its own target); a module attribute is the object itself,
+    since every module-level alias of it is patched too."""
+    if isinstance(target.owner, type):
+        return 'class attribute', id(target.owner), target.name
+    return 'object', id(target.value)
 
 
 def _make_wrapper(context: Any, record: RewriteRecord, origin: Callable) -> Callable:

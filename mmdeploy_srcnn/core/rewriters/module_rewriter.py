@@ -107,15 +107,17 @@ class ModuleRewriter:
         """
         cfg = as_config(cfg)
         env = collect_env(backend, ir)
-        rewrites: Dict[type, RewriteRecord] = {}
-        for record in self._registry.select(env):
-            cls = _target_class(record)
-            if cls in rewrites:
-                raise RewriterError(f'{record.func_name!r} and {rewrites[cls].func_name!r} name '
-                                    f'the same class {qualname(cls)}: '
-                                    f'{rewrites[cls].describe()} and {record.describe()}')
-            if cls is not None:
-                rewrites[cls] = record
+        # Records compete by class, not by path: a class and its package's re-export are one
+        # target, so the most specific record wins and a tie names both paths.
+        classes: Dict[str, Optional[type]] = {}
+
+        def identify(record: RewriteRecord) -> Optional[type]:
+            if record.func_name not in classes:
+                classes[record.func_name] = _target_class(record)
+            return classes[record.func_name]
+
+        rewrites = {classes[record.func_name]: record
+                    for record in self._registry.select(env, identify)}
         try:
             patched = copy.deepcopy(model)
         except Exception as err:

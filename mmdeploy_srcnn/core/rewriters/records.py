@@ -4,16 +4,19 @@ Selection, shared by function, module and symbolic rewrites: a record *applies* 
 environment when its backend and IR are the environment's or ``'default'`` (the wildcard) and
 every extra checker passes. Of the records of one target that apply, the most specific wins,
 ranked by (backend given, IR given, has extra checkers) in that order. Two applying records of
-equal rank are an error naming both: never a silent pick by registration order.
+equal rank are an error naming both: never a silent pick by registration order. A target is the
+object a path names where the kind of rewrite resolves paths (function and module rewrites), so
+two import paths of one function or class compete as one target.
 """
 import dataclasses
 import difflib
 import threading
 from types import MappingProxyType
-from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import (Any, Callable, Collection, Dict, Hashable, Iterable, List, Mapping, Optional,
+                    Tuple)
 
 from .checkers import Checker, RewriteEnv
-from .constants import DEFAULT, NameLike, as_name
+from .constants import DEFAULT, IR, Backend, NameLike, as_name
 from .patching import RewriterError
 
 # Attributes every rewrite context has: a keyword may not shadow them.
@@ -76,7 +79,9 @@ class RewriterRegistry:
         if not isinstance(func_name, str) or not func_name:
             raise RewriterError(f'{self.kind}: the target must be a non-empty string, '
                                 f'got {func_name!r}')
-        template = RewriteRecord(func_name, as_name(backend, 'backend'), as_name(ir, 'ir'), None,
+        where = f'{self.kind} of {func_name!r}'
+        template = RewriteRecord(func_name, as_name(backend, Backend, f'{where}: backend'),
+                                 as_name(ir, IR, f'{where}: ir'), None,
                                  _as_checkers(extra_checkers, self.kind),
                                  MappingProxyType(dict(extra)),
                                  MappingProxyType(dict(options or {})))
@@ -105,7 +110,7 @@ class RewriterRegistry:
 
     def remove(self, func_name: str, backend: NameLike, ir: NameLike) -> RewriteRecord:
         """Remove and return the one record of ``func_name`` for ``backend`` and ``ir``."""
-        key = (func_name, as_name(backend, 'backend'), as_name(ir, 'ir'))
+        key = (func_name, as_name(backend, Backend, 'backend'), as_name(ir, IR, 'ir'))
         with self._lock:
             found = [r for r in self._records if (r.func_name, r.backend, r.ir) == key]
             if len(found) != 1:
@@ -120,22 +125,34 @@ class RewriterRegistry:
         with self._lock:
             return list(self._records)
 
-    def select(self, env: RewriteEnv) -> List[RewriteRecord]:
-        """The records that apply in ``env``: the most specific one per target (module docs)."""
-        by_target: Dict[str, List[RewriteRecord]] = {}
+    def select(self, env: RewriteEnv,
+               identify: Optional[Callable[[RewriteRecord], Optional[Hashable]]] = None
+               ) -> List[RewriteRecord]:
+        """The records that apply in ``env``: the most specific one per target (module docs).
+
+        ``identify(record)`` says which target a record replaces (``None``: skip the record):
+        records whose paths name one object (aliases) then compete as one target. Without it,
+        the dotted path is the target.
+        """
+        by_target: Dict[Hashable, List[RewriteRecord]] = {}
         for record in self.records():
             if record.applies(env):
-                by_target.setdefault(record.func_name, []).append(record)
+                key = record.func_name if identify is None else identify(record)
+                if key is not None:
+                    by_target.setdefault(key, []).append(record)
         chosen = []
-        for target, candidates in by_target.items():
+        for candidates in by_target.values():
             best = max(record.rank for record in candidates)
             winners = [record for record in candidates if record.rank == best]
             if len(winners) > 1:
+                paths = list(dict.fromkeys(record.func_name for record in winners))
+                target = repr(paths[0]) if len(paths) == 1 else \
+                    f'one target, named {" and ".join(map(repr, paths))}'
                 raise RewriterError(
-                    f'{len(winners)} {self.kind}s of {target!r} apply to backend='
+                    f'{len(winners)} {self.kind}s of {target} apply to backend='
                     f'{env.backend!r}, ir={env.ir!r} with the same precedence: '
-                    f'{"; ".join(r.describe() for r in winners)}. Give one a more specific '
-                    'backend, ir or extra_checkers, or unregister one')
+                    f'{"; ".join(f"{r.func_name!r}: {r.describe()}" for r in winners)}. Give one '
+                    'a more specific backend, ir or extra_checkers, or unregister one')
             chosen.append(winners[0])
         return chosen
 
