@@ -19,6 +19,8 @@ import platform
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
+from .scale import parse_decimal
+
 #: Every precision name the project uses (OpenVINO's spelling for the float types).
 PRECISIONS: Tuple[str, ...] = ('f32', 'bf16', 'f16', 'int8')
 #: Precisions each engine accepts. int8 means the separate int8 model file
@@ -196,7 +198,7 @@ def _mapping(value: Any, source: str, where: str, max_items: int) -> Mapping[str
 
 def _scale(key: str, source: str, where: str) -> float:
     try:
-        scale = float(key)
+        scale = parse_decimal(key)
     except ValueError:
         raise _fail(source, where, f'scale {key!r} is not a number') from None
     low, high = _SCALE_BOUNDS

@@ -134,8 +134,8 @@ def test_custom_imports_register_user_rewriters(tmp_path, monkeypatch):
     (tmp_path / 'my_rewriters.py').write_text(textwrap.dedent('''
         from mmdeploy_srcnn.core import FUNCTION_REWRITER
 
-        @FUNCTION_REWRITER.register_rewriter('torch.Tensor.repeat', backend='my_backend')
-        def repeat__my_backend(self, *sizes):
+        @FUNCTION_REWRITER.register_rewriter('torch.Tensor.repeat', backend='ncnn')
+        def repeat__ncnn(self, *sizes):
             return FUNCTION_REWRITER.get_context().origin_func(self, *sizes)
     '''))
     config = tmp_path / 'with_imports.py'
@@ -146,11 +146,11 @@ def test_custom_imports_register_user_rewriters(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         load_deploy_config(config)
-        (record,) = [r for r in FUNCTION_REWRITER.records() if r.backend == 'my_backend']
-        assert record.func_name == 'torch.Tensor.repeat'
-        assert record.rewriter.__module__ == 'my_rewriters'
+        (record,) = [r for r in FUNCTION_REWRITER.records()
+                     if r.rewriter.__module__ == 'my_rewriters']
+        assert (record.func_name, record.backend) == ('torch.Tensor.repeat', 'ncnn')
     finally:
-        FUNCTION_REWRITER.unregister_rewriter('torch.Tensor.repeat', backend='my_backend')
+        FUNCTION_REWRITER.unregister_rewriter('torch.Tensor.repeat', backend='ncnn')
         sys.modules.pop('my_rewriters', None)
 
 

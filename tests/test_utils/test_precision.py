@@ -211,6 +211,8 @@ def mutated(path: str, value) -> str:
     (mutated('losses/openvino/int8/2', '0.01'), "int8.2: loss '0.01' is not a number"),
     (mutated('losses/openvino/int8/2', True), 'int8.2: loss True is not a number'),
     (mutated('losses/openvino/int8/x2', 0.0), "scale 'x2' is not a number"),
+    (mutated('losses/openvino/int8/\u0663', 0.0), "scale '\u0663' is not a number"),
+    (mutated('losses/openvino/int8/1_0', 0.0), "scale '1_0' is not a number"),
     (mutated('losses/openvino/int8/0.5', 0.0), "scale '0.5' outside (1, 16]"),
     (mutated('losses/openvino/int4', {'2': 0.0}), "unknown precision 'int4'"),
     (mutated('losses/openvino/f32', {'2': 0.1}), 'f32 is the reference; its losses must be 0'),
