@@ -25,7 +25,8 @@ from mmengine.config import Config, DictAction
 
 from mmdeploy_srcnn.backends import BackendError, validate_backend_config
 from mmdeploy_srcnn.utils.model_meta import FACTOR_FORMATS
-from mmdeploy_srcnn.utils.scale import parse_scale
+from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
+from mmdeploy_srcnn.utils.sizes import resized_length
 
 PathLike = Union[str, os.PathLike]
 EXPORTERS = {'torchscript': (11, 20), 'dynamo': (18, 23)}
@@ -38,6 +39,9 @@ VERIFY_KEYS = ('scales', 'sizes', 'batch_sizes', 'atol', 'cross_backend_atol',
 TOLERANCE_KEYS = ('atol', 'min_psnr')
 DEFAULT_CROSS_BACKEND_ATOL = 1e-5
 PATH_KEYS = ('checkpoint', 'demo_image', 'quality_table')
+MAX_CASE_OUTPUT_PIXELS = 4_000_000
+"""Largest output (batch x height x width) of one verification case or demo image: an SRCNN
+run holds about 1.8 KB per output pixel (7 GB here), and PyTorch's reference as much again."""
 
 __all__ = ['ConfigError', 'EXPORTERS', 'load_deploy_config', 'parse_cfg_options',
            'validate_deploy_config']
@@ -262,6 +266,12 @@ def _validate_verify(cfg: Config, source: str) -> None:
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
                                   for b in batch_sizes):
         _fail(source, 'verify.batch_sizes', f'must list positive ints, got {batch_sizes!r}')
+    for size in sizes:
+        for scale in scales:
+            try:
+                check_case_size(max(batch_sizes), size, scale)
+            except ValueError as err:
+                _fail(source, 'verify', f'{err}; verify on smaller sizes or scales')
     for key in ('atol', 'cross_backend_atol'):
         if key == 'cross_backend_atol' and key not in cfg.verify:
             continue  # optional
@@ -278,6 +288,18 @@ def _validate_verify(cfg: Config, source: str) -> None:
         except BackendError as err:
             _fail(source, 'verify.compare_backends', str(err))
     _validate_precisions(cfg, source)
+
+
+def check_case_size(batch: int, size: Sequence[int], scale: Any) -> None:
+    """``ValueError`` when one model run on ``batch`` images of ``size`` (height, width) at
+    ``scale`` would exceed :data:`MAX_CASE_OUTPUT_PIXELS` output pixels."""
+    scale_h, scale_w = parse_scale(scale)
+    pixels = batch * resized_length(size[0], scale_h) * resized_length(size[1], scale_w)
+    if pixels > MAX_CASE_OUTPUT_PIXELS:
+        raise ValueError(f'batch {batch} of {size[1]}x{size[0]} (width x height) at '
+                         f'x{format_scale(scale)} gives {pixels:.3g} output pixels per model run, '
+                         f'over the limit of {MAX_CASE_OUTPUT_PIXELS / 1e6:g} megapixels '
+                         '(about 1.8 KB of memory each)')
 
 
 def _validate_precisions(cfg: Config, source: str) -> None:

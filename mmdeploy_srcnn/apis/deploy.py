@@ -23,7 +23,7 @@ from mmengine.logging import MMLogger
 from torch import nn
 
 import mmdeploy_srcnn
-from mmdeploy_srcnn.apis.config import DEFAULT_CROSS_BACKEND_ATOL, ConfigError
+from mmdeploy_srcnn.apis.config import DEFAULT_CROSS_BACKEND_ATOL, ConfigError, check_case_size
 from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, Tolerance, VerificationRow,
                                         run_cases, verification_rows)
@@ -128,6 +128,12 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
     """Check every input and build the model; raises before anything is written."""
     resolved = check_work_dir(Path(work_dir), cfg.onnx_config.save_file)
     demo_batch = read_rgb_batch(image_path)
+    for scale in cfg.verify.scales:
+        try:
+            check_case_size(1, demo_batch.shape[2:], scale)
+        except ValueError as err:
+            raise ConfigError(f'{image_path}: the demo image: {err}; give a smaller --img') \
+                from None
     if compare:
         unknown = sorted(set(compare) - set(backend_names()))
         if unknown:

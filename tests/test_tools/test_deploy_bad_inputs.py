@@ -4,6 +4,8 @@ import pickle
 import textwrap
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from support.tools import load_tool
@@ -133,11 +135,26 @@ def test_broken_demo_images(tmp_path, capsys, content):
     (['--cfg-options', 'verify.atoll=1e-9'], "did you mean 'verify.atol'?"),
     (['--cfg-options', 'model.channels=abc'], 'model: cannot build SRCNN'),
     (['--compare-backends', 'bogus'], "--compare-backends: unknown backend 'bogus'"),
+    (['--cfg-options', 'verify.sizes=[(100000,100000)]'],
+     'verify: batch 2 of 100000x100000 (width x height) at x2 gives 8e+10 output pixels per '
+     'model run, over the limit of 4 megapixels'),
+    (['--cfg-options', 'verify.scales=[1e6]'], 'at x1e+06 gives 2.05e+15 output pixels'),
 ])
 def test_bad_arguments_are_refused_before_writing(tmp_path, capsys, args, message):
     code = deploy.main([BASE, '--work-dir', str(tmp_path / 'out'), *args])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_demo_image_too_large_for_one_model_run_is_refused_before_writing(tmp_path, capsys):
+    big = tmp_path / 'big.png'
+    cv2.imwrite(str(big), np.zeros((1200, 1200, 3), np.uint8))
+    code = deploy.main([BASE, '--work-dir', str(tmp_path / 'out'), '--img', str(big)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1
+    assert f'{big}: the demo image: batch 1 of 1200x1200 (width x height) at x2 gives 5.76e+06 ' \
+        'output pixels' in err and 'give a smaller --img' in err
     assert not (tmp_path / 'out').exists()
 
 
