@@ -38,6 +38,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--instances', type=int, default=1, metavar='N',
                         help='model instances on the CPU, each serving its own requests '
                              '(default: 1)')
+    parser.add_argument('--accept-openvino-factor-bug', action='store_true',
+                        help='write the openvino variant although OpenVINO 2026.4 reuses the '
+                             'previous factor when a request changes only the factor (safe '
+                             'when every request of one image size uses one factor)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the files of an existing repository entry')
     return parser.parse_args(argv)
@@ -47,7 +51,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         written = write_model_repository(args.model, args.out, args.name, args.backend,
-                                         args.max_batch_size, args.instances, args.overwrite)
+                                         args.max_batch_size, args.instances, args.overwrite,
+                                         args.accept_openvino_factor_bug)
     except TritonRepositoryError as err:
         print(f'triton_repo: error: {err}', file=sys.stderr)
         return EXIT_USER_ERROR

@@ -100,8 +100,9 @@ def config_io(config):
 
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_config_matches_the_onnx_in_names_dims_and_types(exported, tmp_path, backend, capsys):
+    accept = ['--accept-openvino-factor-bug'] if backend == 'openvino' else []
     code = triton_repo.main([str(exported), '--out', str(tmp_path / 'repo'), '--name',
-                             'srcnn_x', '--backend', backend])
+                             'srcnn_x', '--backend', backend, *accept])
     config_path = tmp_path / 'repo' / 'srcnn_x' / 'config.pbtxt'
     model_path = tmp_path / 'repo' / 'srcnn_x' / '1' / 'model.onnx'
     assert code == 0
@@ -157,7 +158,8 @@ def test_existing_files_are_kept_unless_overwrite(exported, tmp_path):
     with pytest.raises(TritonRepositoryError, match=r'config.pbtxt: exists \(pass --overwrite'):
         write_model_repository(exported, tmp_path)
     assert written['config'].read_text() == 'mine'
-    write_model_repository(exported, tmp_path, backend='openvino', overwrite=True)
+    write_model_repository(exported, tmp_path, backend='openvino', overwrite=True,
+                           accept_openvino_factor_bug=True)
     assert parse_config(written['config']).backend == 'openvino'
 
 
@@ -196,11 +198,18 @@ def test_models_that_do_not_fit_are_refused(tmp_path):
 
 
 def test_tool_errors_are_one_line_with_exit_code_2(exported, tmp_path, capsys):
-    assert triton_repo.main([str(exported), '--out', str(tmp_path), '--max-batch-size',
-                             '2']) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith(f'triton_repo: error: {exported}: Triton cannot '
-                                               'batch requests of this model')
+    a_file = tmp_path / 'file'
+    a_file.write_text('mine')
+    for args, start in [
+            (['--max-batch-size', '2'], f'{exported}: Triton cannot batch requests of this model'),
+            (['--backend', 'openvino'], "Triton's openvino backend runs OpenVINO as it is, and "
+                                        'OpenVINO 2026.4 reuses the previous factor'),
+            (['--out', str(a_file)], f'{a_file}: cannot be the repository folder')]:
+        out = [] if '--out' in args else ['--out', str(tmp_path / 'repo')]
+        assert triton_repo.main([str(exported), *out, *args]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f'triton_repo: error: {start}'), err
+    assert a_file.read_text() == 'mine' and not (tmp_path / 'repo').exists()
 
 
 def test_the_writer_never_imports_torch(exported, tmp_path):
