@@ -206,7 +206,7 @@ def upscaler_options(args: argparse.Namespace, threads: Optional[int]) -> Dict[s
     """``Upscaler`` keyword arguments (all but the model path), for every engine."""
     return dict(backend=args.backend, tile=args.tile, threads=threads,
                 max_output_pixels=int(args.max_megapixels * 1e6), precision=args.precision,
-                allow_external_data=args.allow_external_data)
+                allow_external_data=args.allow_external_data, for_scale=args.scale)
 
 
 def image_settings(args: argparse.Namespace) -> ImageSettings:
@@ -225,8 +225,9 @@ def _load(args: argparse.Namespace) -> Upscaler:
 
 
 def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],
-         summaries: List[str]) -> int:
-    """Process every job with a loaded ``Upscaler``; returns how many succeeded.
+         summaries: List[str]) -> Tuple[int, str]:
+    """Process every job with a loaded ``Upscaler``; returns how many succeeded and what ran
+    them (``'openvino int8'``).
 
     A failed image is added to ``errors`` and the batch goes on.
     """
@@ -248,7 +249,7 @@ def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],
             batch_bar.update()
     if batch_bar is not None:
         sys.stderr.write('\n')
-    return done
+    return done, f'{args.backend} {upscaler.precision}'
 
 
 def _check_engine_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -289,10 +290,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_INTERRUPTED
     jobs, _ = plan_jobs(sources, args.output, args.out_dir, args.compare, args.overwrite, errors)
     summaries: List[str] = []
-    done = 0
+    done, ran_on = 0, ''
     if jobs:
         try:
-            done = _run(jobs, args, errors, summaries)
+            done, ran_on = _run(jobs, args, errors, summaries)
         except BackendError as err:  # the model or the engine cannot be loaded: nothing ran
             errors.append(Failure(None, str(err)))
             requested = 0
@@ -305,8 +306,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(summaries[0])
         elif requested > 1:
             failed = f', {requested - done} failed' if done < requested else ''
+            engine = f' ({ran_on})' if ran_on else ''
             print(f'{done} of {requested} images upscaled at x{format_scale(args.scale)}'
-                  f'{failed} in {time.perf_counter() - started:.1f} s')
+                  f'{engine}{failed} in {time.perf_counter() - started:.1f} s')
     return EXIT_USER_ERROR if errors else 0
 
 

@@ -7,17 +7,18 @@ rather than failing. An explicit precision is taken as asked, or refused with a 
 """
 import dataclasses
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.backends.base import first_line
 from mmdeploy_srcnn.utils.fileio import file_sha256
 from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
 from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, FLOAT_MODEL_SHA256_KEY,
-                                            PRECISION_KEY, QUALITY_TABLE_KEY, CpuFeatures,
-                                            QualityTable, QualityTableError, check_precision,
-                                            choose_precision, int8_model_path, parse_quality_table,
-                                            read_cpu_features)
+                                            PRECISION_KEY, QUALITY_SCALES, QUALITY_TABLE_KEY,
+                                            CpuFeatures, QualityTable, QualityTableError,
+                                            check_precision, choose_precision, int8_model_path,
+                                            parse_quality_table, read_cpu_features)
+from mmdeploy_srcnn.utils.scale import format_scale
 
 AUTO = 'auto'
 CHOICES = (AUTO, 'f32', 'bf16', 'f16', 'int8')
@@ -53,8 +54,13 @@ def _without(table: Optional[QualityTable], engine: str, precision: str
 
 
 def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
-                      requested: str, features: Optional[CpuFeatures] = None) -> Resolved:
-    """The file and precision for ``requested`` (``'auto'`` or a precision) on ``engine``."""
+                      requested: str, features: Optional[CpuFeatures] = None,
+                      scale: Optional[Tuple[float, float]] = None) -> Resolved:
+    """The file and precision for ``requested`` (``'auto'`` or a precision) on ``engine``.
+
+    ``scale``: the (height, width) factor the run will use, when known; ``auto`` takes a
+    reduced precision only for factors within the scales its quality table measured.
+    """
     if requested not in CHOICES:
         raise BackendError(f'unknown precision {requested!r} (choose from {", ".join(CHOICES)})')
     if metadata.get(PRECISION_KEY) == 'int8':  # an int8 file runs at int8, nothing else
@@ -73,6 +79,10 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
         return Resolved(onnx_path, requested, 'asked for')
     if engine not in ENGINE_PRECISIONS:
         return Resolved(onnx_path, 'f32', f'auto: no reduced precision known for {engine}')
+    low, high = min(QUALITY_SCALES), max(QUALITY_SCALES)
+    if scale is not None and not all(low <= factor <= high for factor in scale):
+        return Resolved(onnx_path, 'f32', f'auto: x{format_scale(scale)} is outside the scales '
+                                          f'whose quality loss was measured ({low:g}-{high:g})')
     features = features or read_cpu_features()
     table = _quality_table(onnx_path, metadata)
     skipped = []

@@ -79,7 +79,7 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
     jobs, skipped = plan_jobs(sources, None, out_dir, args.compare, args.overwrite, errors,
                               skip_done=True)
     try:
-        Upscaler(model, **upscaler_options(args, 1))
+        ran_on = f'{args.backend} {Upscaler(model, **upscaler_options(args, 1)).precision}'
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
         if skipped:
             check_resume(read_previous_settings(out_dir), settings, out_dir)
@@ -94,24 +94,31 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
     summary.write('running', time.perf_counter() - started)
     outcomes: Dict[int, Tuple[str, str]] = {}
     pool = None
+    state = 'finished'
     try:
         pool = _run_pool(jobs, args, model, outcomes) if jobs else None
     except RayEngineError as err:
         errors.append(Failure(None, str(err)))
+        state = 'engine failed'
     except KeyboardInterrupt:
         _record(summary, jobs, outcomes, errors)
         summary.write('interrupted', time.perf_counter() - started, len(jobs) - len(outcomes))
         raise
     _record(summary, jobs, outcomes, errors)
-    summary.write('finished', time.perf_counter() - started, len(jobs) - len(outcomes))
+    summary.write(state, time.perf_counter() - started, len(jobs) - len(outcomes))
     print_errors(errors)
     if not args.quiet:
         done = len(summary.done)
-        parts = [f'{done} of {requested} images upscaled at x{format_scale(args.scale)}']
+        parts = [f'{done} of {requested} images upscaled at x{format_scale(args.scale)} '
+                 f'({ran_on})']
         if skipped:
             parts.append(f'{len(skipped)} skipped (done before)')
-        if requested - done - len(skipped):
-            parts.append(f'{requested - done - len(skipped)} failed')
+        not_run = len(jobs) - len(outcomes)  # the pool stopped before reaching them
+        failed = requested - done - len(skipped) - not_run
+        if failed:
+            parts.append(f'{failed} failed')
+        if not_run:
+            parts.append(f'{not_run} not run')
         where = '' if pool is None else \
             f' on Ray ({_count(pool.workers, "worker")}, {_count(pool.threads, "thread")} each)'
         print(f'{", ".join(parts)} in {time.perf_counter() - started:.1f} s{where}; '

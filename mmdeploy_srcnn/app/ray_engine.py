@@ -103,9 +103,12 @@ def ray_cluster(address: Optional[str], num_cpus: int) -> Iterator[ClusterCpus]:
         try:
             ray.init(**options)
         except Exception as err:  # ConnectionError, RuntimeError, ValueError ...
-            where = 'start a local Ray' if address is None else \
-                f'connect to Ray at {printable(address)}'
-            raise RayEngineError(f'cannot {where} ({_first_line(err)})') from None
+            if address is None:
+                raise RayEngineError(f'cannot start a local Ray ({_first_line(err)})') from None
+            reason = _first_line(err).split('. ')[0].rstrip('.')  # Ray's advice names its CLI
+            raise RayEngineError(f'cannot connect to Ray at {printable(address)} ({reason}); '
+                                 'start one with `ray start --head`, or leave out '
+                                 '--ray-address for a Ray of this process') from None
         started = True
     try:
         _quiet_ray_data(ray)

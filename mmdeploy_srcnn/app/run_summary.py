@@ -137,7 +137,8 @@ class RunSummary:
                             'reason': reason})
 
     def write(self, state: str, seconds: float, not_run: int = 0) -> None:
-        """Replace the summary file atomically; ``state``: running, finished or interrupted.
+        """Replace the summary file atomically; ``state``: running, finished, interrupted, or
+        engine failed (Ray could not start or connect, or the pool broke).
 
         ``ensure_ascii`` keeps any file name (undecodable bytes included) valid JSON.
         """

@@ -117,6 +117,8 @@ class Upscaler:
             ``'f16'``, ``'int8'`` (the ``end2end_int8.onnx`` next to the model).
         allow_external_data: let the model read weights from other files in its folder
             (refused by default: see :mod:`mmdeploy_srcnn.backends.model_file`).
+        for_scale: the scale the images will be upscaled by, when known: ``auto`` picks a
+            reduced precision only for scales whose quality loss was measured (1.5-4).
 
     ``self.precision`` and ``self.precision_reason`` say what ``auto`` chose and why.
     """
@@ -124,7 +126,8 @@ class Upscaler:
     def __init__(self, onnx_path: Union[str, os.PathLike], backend: str = 'onnxruntime',
                  tile: Optional[int] = DEFAULT_TILE, threads: Optional[int] = None,
                  max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
-                 precision: str = AUTO, allow_external_data: bool = False) -> None:
+                 precision: str = AUTO, allow_external_data: bool = False,
+                 for_scale: Optional[Scale] = None) -> None:
         if tile is not None and tile != 0 and tile < MIN_TILE:
             raise ValueError(f'tile must be 0 or None (whole image) or at least {MIN_TILE} '
                              f'pixels, got {tile}')
@@ -140,7 +143,8 @@ class Upscaler:
         except Exception as err:  # not a model: DecodeError and others
             raise BackendError(f'{path}: not a readable ONNX model ({first_line(err)})') \
                 from None
-        resolved = resolve_precision(path, metadata, backend, precision)
+        resolved = resolve_precision(path, metadata, backend, precision,
+                                     scale=None if for_scale is None else _scale_pair(for_scale))
         self.precision, self.precision_reason = resolved.precision, resolved.reason
         config = {'type': backend, 'allow_external_data': allow_external_data}
         if backend in ENGINE_PRECISIONS:

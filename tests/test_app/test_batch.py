@@ -68,7 +68,7 @@ def test_inputs_from_standard_input_with_the_local_engine(capsys, monkeypatch, s
                  '--out-dir', str(tree / 'up'), '--scale', '2'])
     out, err = capsys.readouterr()
     assert (code, err) == (0, '')
-    assert out.startswith('2 of 2 images upscaled at x2 in ')
+    assert out.startswith('2 of 2 images upscaled at x2 (onnxruntime f32) in ')
     assert read_image(tree / 'up' / 'one.png').shape == (16, 16, 3)
 
 

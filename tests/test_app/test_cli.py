@@ -84,7 +84,7 @@ def test_missing_input_folder_is_named(capsys, srcnn_onnx, tmp_path):
 def test_layouts_and_bit_depths_survive(capsys, srcnn_onnx, images, tmp_path):
     code, out, err = run(capsys, srcnn_onnx, images, '--out-dir', tmp_path / 'up', '--scale', 2)
     assert (code, err) == (0, [])
-    assert '4 of 4 images upscaled at x2' in out
+    assert '4 of 4 images upscaled at x2 (onnxruntime f32) in ' in out
     for name in ['photo.png', 'gray.png', 'deep.tif', 'alpha.png']:
         source, result = read_image(images / name), read_image(tmp_path / 'up' / name)
         assert result.dtype == source.dtype
@@ -113,7 +113,7 @@ def test_batch_reports_a_bad_file_and_processes_the_rest(capsys, srcnn_onnx, ima
     assert err == [
         f'srcnn-upscale: error: {images / "missing.jpg"}: no such file or folder',
         f'srcnn-upscale: error: {images / "broken.png"}: not an image (unknown file format)']
-    assert '4 of 6 images upscaled at x2.5, 2 failed' in out
+    assert '4 of 6 images upscaled at x2.5 (onnxruntime f32), 2 failed' in out
     assert sorted(path.name for path in (tmp_path / 'up').iterdir()) == \
         ['alpha.png', 'deep.tif', 'gray.png', 'photo.png']
 
@@ -253,7 +253,7 @@ def test_folder_edge_cases(capsys, srcnn_onnx, images, tmp_path):
                          '--out-dir', tmp_path / 'up', '--scale', 2)
     assert code == 2 and err == [f'srcnn-upscale: error: {tmp_path / "up" / "photo.png"}: output '
                                  f'path is also the output for {images / "photo.png"}']
-    assert '1 of 2 images upscaled at x2, 1 failed in ' in out
+    assert '1 of 2 images upscaled at x2 (onnxruntime f32), 1 failed in ' in out
 
 
 def test_a_missing_engine_is_one_error_not_a_batch_of_failures(capsys, srcnn_onnx, images,

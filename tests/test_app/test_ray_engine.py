@@ -77,7 +77,7 @@ def test_ray_equals_local_byte_for_byte_then_resumes_and_overwrites(
                          '--engine', 'ray', '--workers', 2)
     assert code == EXIT_USER_ERROR
     assert sorted(err) == expected_errors(mixed)  # each bad image, one line, the rest done
-    assert out.startswith('4 of 6 images upscaled at x2.5, 2 failed in ')
+    assert out.startswith('4 of 6 images upscaled at x2.5 (onnxruntime f32), 2 failed in ')
     assert out.rstrip().endswith(f'on Ray (2 workers, 1 thread each); summary: '
                                  f'{remote / SUMMARY_NAME}')
     assert sorted(p.name for p in remote.iterdir()) == sorted(IMAGES + [SUMMARY_NAME])
@@ -97,8 +97,8 @@ def test_ray_equals_local_byte_for_byte_then_resumes_and_overwrites(
     code, out, err = run(capsys, srcnn_onnx, mixed, '--out-dir', remote, '--scale', '2.5',
                          '--engine', 'ray')
     assert code == EXIT_USER_ERROR and sorted(err) == expected_errors(mixed)  # retried
-    assert out.startswith('0 of 6 images upscaled at x2.5, 4 skipped (done before), '
-                          '2 failed in ')
+    assert out.startswith('0 of 6 images upscaled at x2.5 (onnxruntime f32), 4 skipped (done '
+                          'before), 2 failed in ')
     assert {name: (remote / name).stat().st_ino for name in IMAGES} == before
     summary = summary_of(remote)
     assert summary['counts'] == {'done': 0, 'skipped': 4, 'failed': 2, 'not_run': 0}
@@ -109,7 +109,7 @@ def test_ray_equals_local_byte_for_byte_then_resumes_and_overwrites(
                          remote, '--scale', '2.5', '--engine', 'ray', '--overwrite')
     assert code == 0
     assert '4/4' in ' '.join(err)  # the progress bar, on a terminal only
-    assert out.startswith('4 of 4 images upscaled at x2.5 in ')
+    assert out.startswith('4 of 4 images upscaled at x2.5 (onnxruntime f32) in ')
     assert all((remote / name).stat().st_ino != before[name] for name in IMAGES)  # rewritten
     for name in IMAGES:
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
@@ -131,6 +131,30 @@ def test_resuming_with_other_settings_is_refused(capsys, local_ray, srcnn_onnx, 
                    'choose another --out-dir']
     assert (out_dir / 'photo.png').read_bytes() == written
     assert summary_of(out_dir)['settings']['scale'] == [2.0, 2.0]
+
+
+def test_a_ray_that_cannot_be_reached_leaves_the_images_not_run(capsys, monkeypatch, srcnn_onnx,
+                                                                mixed, tmp_path):
+    from mmdeploy_srcnn.app import ray_command
+    from mmdeploy_srcnn.app.ray_engine import RayEngineError
+
+    def unreachable(*args):
+        raise RayEngineError('cannot connect to Ray at auto (Could not find any running Ray '
+                             'instance)')
+
+    monkeypatch.setattr(ray_command, '_run_pool', unreachable)
+    out_dir = tmp_path / 'out'
+    code, out, err = run(capsys, srcnn_onnx, mixed / 'photo.png', mixed / 'gray.png',
+                         '--out-dir', out_dir, '--scale', '2', '--engine', 'ray',
+                         '--ray-address', 'auto')
+    assert code == EXIT_USER_ERROR
+    assert err == ['srcnn-upscale: error: cannot connect to Ray at auto (Could not find any '
+                   'running Ray instance)']
+    assert out.startswith('0 of 2 images upscaled at x2 (onnxruntime f32), 2 not run in ')
+    summary = summary_of(out_dir)
+    assert summary['state'] == 'engine failed'
+    assert summary['counts'] == {'done': 0, 'skipped': 0, 'failed': 0, 'not_run': 2}
+    assert sorted(p.name for p in out_dir.iterdir()) == [SUMMARY_NAME]
 
 
 # Stalls the write of $STALL_DIR/$STALL_NAME after creating $STALL_MARKER, in whichever process

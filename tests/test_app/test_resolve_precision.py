@@ -107,3 +107,17 @@ def test_an_int8_file_from_another_export_is_never_run(model):
         resolve_precision(model, meta, 'openvino', 'int8', VNNI)
     _int8_file(model)  # quantized from the model as it is: used
     assert resolve_precision(model, meta, 'openvino', 'auto', VNNI).precision == 'int8'
+
+
+@pytest.mark.parametrize('scale, expected', [((2.0, 2.0), 'int8'), ((1.5, 4.0), 'int8'),
+                                             ((8.0, 8.0), 'f32'), ((1.2, 2.0), 'f32')])
+def test_auto_takes_a_reduced_precision_only_at_measured_scales(model, scale, expected):
+    _int8_file(model)
+    meta = {QUALITY_TABLE_KEY: _table(int8=0.001)}
+    resolved = resolve_precision(model, meta, 'openvino', 'auto', VNNI, scale=scale)
+    assert resolved.precision == expected
+    if expected == 'f32':
+        assert 'is outside the scales whose quality loss was measured (1.5-4)' in resolved.reason
+    # an explicit request is taken as asked, whatever the scale
+    assert resolve_precision(model, meta, 'openvino', 'int8', VNNI, scale=scale).precision \
+        == 'int8'
