@@ -110,8 +110,10 @@ def _expand_pattern(path: Path) -> Optional[List[Path]]:
     return [Path(match) for match in sorted(glob.glob(text, recursive=True))]
 
 
-def collect_inputs(paths: Sequence[Path], errors: List[Failure]) -> List[Path]:
-    """Expand folders into their image files, and glob patterns into what they match.
+def collect_inputs(paths: Sequence[Path], errors: List[Failure],
+                   patterns: bool = True) -> List[Path]:
+    """Expand folders into their image files, and glob patterns into what they match
+    (``patterns=False``: every path is literal, as the lines of a list file are).
 
     A missing path, a pattern that matches nothing or an empty folder is a :class:`Failure`.
     Files are taken as given: what they are (FIFO, device, image) is checked when read.
@@ -119,7 +121,7 @@ def collect_inputs(paths: Sequence[Path], errors: List[Failure]) -> List[Path]:
     images = []
     for path in paths:
         name = printable(path)
-        matches = _expand_pattern(path)
+        matches = _expand_pattern(path) if patterns else None
         if matches is not None:
             if not matches:
                 errors.append(Failure(path, f'{name}: no file or folder matches this pattern'))

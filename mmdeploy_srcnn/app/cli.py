@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'files, not recursive), or glob patterns such as '
                              "'photos/**/*.jpg' (quoted; ** spans folders)")
     parser.add_argument('--inputs-from', type=Path, metavar='FILE',
-                        help='also take the inputs listed in FILE, one path a line (- reads '
-                             'standard input)')
+                        help='also take the inputs listed in FILE, one path a line, each '
+                             'taken literally (no patterns; - reads standard input)')
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument('-o', '--output', type=Path, metavar='OUT',
                         help='output file, for a single input; its suffix picks the format')
@@ -267,14 +267,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _check_engine_arguments(parser, args)
     started = time.perf_counter()
     errors: List[Failure] = []
-    paths = list(args.inputs)
+    paths, listed = list(args.inputs), []
     if args.inputs_from is not None:
-        paths += read_path_list(args.inputs_from, errors)
+        listed = read_path_list(args.inputs_from, errors)
     elif not paths:
         parser.error('the following arguments are required: INPUT (or --inputs-from FILE)')
     if args.engine == 'ray':  # workers do not share this process's working directory
-        paths = [path.absolute() for path in paths]
-    sources = collect_inputs(paths, errors)
+        paths, listed = [path.absolute() for path in paths], [p.absolute() for p in listed]
+    # listed paths are file names, not patterns: a '*' in one is a character of the name
+    sources = collect_inputs(paths, errors) + collect_inputs(listed, errors, patterns=False)
+    paths += listed
     requested = len(sources) + len(errors)  # a missing input counts as a failed image
     if args.output is not None and max(len(paths), len(sources)) > 1:
         parser.error('-o/--output takes a single image; use --out-dir DIR for several')

@@ -33,6 +33,21 @@ def test_glob_patterns_expand_and_existing_names_are_literal(tree):
     assert collect_inputs([literal], errors) == [literal]
 
 
+def test_listed_paths_are_literal_never_patterns(capsys, srcnn_onnx, tree):
+    listing = tree / 'list.txt'
+    listing.write_text(f'{tree / "a" / "*.png"}\n')  # a name with a '*', which does not exist
+    code = main([str(srcnn_onnx), '--inputs-from', str(listing), '--out-dir', str(tree / 'up'),
+                 '--scale', '2'])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err == f'srcnn-upscale: error: {tree / "a" / "*.png"}: no such file or folder\n'
+    assert not (tree / 'up').exists()
+    errors = []
+    assert collect_inputs([tree / 'a' / '*.png'], errors, patterns=False) == []
+    assert errors == [Failure(tree / 'a' / '*.png', f'{tree / "a" / "*.png"}: no such file or '
+                                                    'folder')]
+
+
 def test_a_pattern_matching_a_folder_takes_its_images(tree):
     errors = []
     assert collect_inputs([tree / 'a*'], errors) == [tree / 'a' / 'one.png',
