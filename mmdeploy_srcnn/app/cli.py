@@ -46,7 +46,7 @@ file serves every factor (2, 3, 2.5, or height x width such as 2x3). Needs no Py
 
 Grayscale images stay grayscale, 16-bit images stay 16-bit (in PNG and TIFF), and an alpha
 channel is kept (upscaled with bicubic). The output format follows the output suffix
-(.png, .tif, .webp, .bmp or .jpg).
+(.png, .tif, .webp, .bmp or .jpg). Animated and multi-page images are refused.
 """
 _EPILOG = """\
 examples:

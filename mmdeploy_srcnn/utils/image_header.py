@@ -20,7 +20,7 @@ an error, never a silent difference.
 import io
 import struct
 import zlib
-from typing import BinaryIO, Dict, NamedTuple, Tuple
+from typing import BinaryIO, Dict, NamedTuple, Set, Tuple
 
 import numpy as np
 
@@ -130,7 +130,11 @@ def _probe_png(file: BinaryIO) -> ImageInfo:
     if depth not in depths or compression or filtering or interlace > 1:
         raise HeaderError(f'corrupt PNG file (invalid header: bit depth {depth}, '
                           f'colour type {color})')
-    if _png_has_transparency_chunk(file):
+    chunks = _png_chunks_before_data(file)
+    if b'acTL' in chunks:
+        raise HeaderError('animated PNG is not supported (only its first frame would be '
+                          'upscaled)')
+    if b'tRNS' in chunks:
         if color == 0:
             raise HeaderError('gray PNG with a transparent colour key (tRNS chunk) is not '
                               'supported: the decoder would drop the transparency')
@@ -140,14 +144,15 @@ def _probe_png(file: BinaryIO) -> ImageInfo:
                      'PNG')
 
 
-def _png_has_transparency_chunk(file: BinaryIO) -> bool:
-    """Whether a tRNS chunk comes before the image data (the file is positioned after IHDR)."""
+def _png_chunks_before_data(file: BinaryIO) -> Set[bytes]:
+    """The kinds of the chunks before the image data (the file is positioned after IHDR):
+    tRNS (transparency) and acTL (animation) must come there."""
+    kinds = set()
     for _ in range(_MAX_SEGMENTS):
         length, kind = struct.unpack('>I4s', _read(file, 8))
         if kind in (b'IDAT', b'IEND'):
-            return False
-        if kind == b'tRNS':
-            return True
+            return kinds
+        kinds.add(kind)
         file.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
     raise HeaderError(f'corrupt PNG file (over {_MAX_SEGMENTS} chunks before the image data)')
 
@@ -276,11 +281,26 @@ def _read_ifd(file: BinaryIO, endian: str, big: bool, offset: int,
     return tags
 
 
+def _next_ifd_offset(file: BinaryIO, endian: str, big: bool, offset: int) -> int:
+    """The offset of the image directory after the one at ``offset`` (0: it is the last)."""
+    count_format, offset_format, entry_size = ('Q', 'Q', 20) if big else ('H', 'I', 12)
+    file.seek(offset)
+    count = struct.unpack(endian + count_format, _read(file, struct.calcsize(count_format)))[0]
+    file.seek(count * entry_size, io.SEEK_CUR)
+    data = file.read(struct.calcsize(offset_format))
+    if len(data) < struct.calcsize(offset_format):
+        return 0  # cut after the entries: the decoder reports what is missing
+    return struct.unpack(endian + offset_format, data)[0]
+
+
 def _probe_tiff(file: BinaryIO) -> ImageInfo:
     """The first image directory, which is the one OpenCV decodes."""
     file.seek(0)
     endian, big, offset = _tiff_byte_order(file)
     tags = _read_ifd(file, endian, big, offset, _TIFF_TAGS)
+    if _next_ifd_offset(file, endian, big, offset):
+        raise HeaderError('multi-page TIFF is not supported (only its first page would be '
+                          'upscaled)')
     if _TIFF_WIDTH not in tags or _TIFF_LENGTH not in tags:
         raise HeaderError('corrupt TIFF file (no image width or length)')
     width, height = tags[_TIFF_WIDTH][0], tags[_TIFF_LENGTH][0]

@@ -137,6 +137,12 @@ def _jpeg_height_zero() -> bytes:
      'gray \\+ alpha TIFF is not supported'),
     (lambda: _pil(Image.fromarray(RGB).convert('CMYK'), 'TIFF'), 'CMYK TIFF is not supported'),
     (lambda: _pil(Image.fromarray(RGB), 'GIF'), 'GIF files are not supported'),
+    (lambda: _pil(Image.fromarray(RGB), 'PNG', save_all=True,
+                  append_images=[Image.fromarray(255 - RGB)]),
+     'animated PNG is not supported \\(only its first frame would be upscaled\\)'),
+    (lambda: _pil(Image.fromarray(RGB), 'TIFF', save_all=True,
+                  append_images=[Image.fromarray(255 - RGB)]),
+     'multi-page TIFF is not supported \\(only its first page would be upscaled\\)'),
     (_with_corrupt_ihdr_crc, 'corrupt PNG file \\(the IHDR header chunk fails its CRC check\\)'),
     (_jpeg_height_zero, 'JPEG files that give the height after the image data '
                         '\\(DNL marker\\)'),
