@@ -22,6 +22,7 @@ from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
 from mmdeploy_srcnn.utils.cli import OneLineArgumentParser
+from mmdeploy_srcnn.utils.fileio import printable
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
@@ -221,7 +222,18 @@ def _load(args: argparse.Namespace) -> Upscaler:
         warn(f'--threads {threads} is more than the {cpu_count()} CPUs available; using '
              f'{cpu_count()}')
         threads = cpu_count()
-    return Upscaler(args.model, **upscaler_options(args, threads))
+    upscaler = Upscaler(args.model, **upscaler_options(args, threads))
+    warn_assumed_convention(args.model, upscaler)
+    return upscaler
+
+
+def warn_assumed_convention(model: Path, upscaler: Upscaler) -> None:
+    """Say so when the model does not record how it is fed: its defaults are a guess."""
+    if upscaler.assumed_fields:
+        assumed = ', '.join(f'{name}={getattr(upscaler.convention, name)!r}'
+                            for name in upscaler.assumed_fields)
+        warn(f'{printable(model)} does not record how it is fed (not exported by this tool?): '
+             f"assuming SRCNN's {assumed}")
 
 
 def _run(jobs: List[Job], args: argparse.Namespace, errors: List[Failure],

@@ -15,7 +15,8 @@ from mmdeploy_srcnn.utils.fileio import file_sha256, printable
 from mmdeploy_srcnn.utils.scale import format_scale
 
 from .batch import DONE, FAILED, Failure, Job, is_done, plan_jobs
-from .cli import EXIT_USER_ERROR, cpu_count, image_settings, print_errors, upscaler_options, warn
+from .cli import (EXIT_USER_ERROR, cpu_count, image_settings, print_errors, upscaler_options, warn,
+                  warn_assumed_convention)
 from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
                          upscale_on_ray)
 from .run_summary import RunSettings, RunSummary, SummaryError, check_resume, read_previous_settings
@@ -79,7 +80,9 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
     jobs, skipped = plan_jobs(sources, None, out_dir, args.compare, args.overwrite, errors,
                               skip_done=True)
     try:
-        ran_on = f'{args.backend} {Upscaler(model, **upscaler_options(args, 1)).precision}'
+        upscaler = Upscaler(model, **upscaler_options(args, 1))
+        warn_assumed_convention(args.model, upscaler)
+        ran_on = f'{args.backend} {upscaler.precision}'
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
         if skipped:
             check_resume(read_previous_settings(out_dir), settings, out_dir)

@@ -120,7 +120,9 @@ class Upscaler:
         for_scale: the scale the images will be upscaled by, when known: ``auto`` picks a
             reduced precision only for scales whose quality loss was measured (1.5-4).
 
-    ``self.precision`` and ``self.precision_reason`` say what ``auto`` chose and why.
+    ``self.precision`` and ``self.precision_reason`` say what ``auto`` chose and why;
+    ``self.assumed_fields``, which parts of the I/O convention the model does not record (they
+    take SRCNN's values: RGB in [0, 1], factor ``[h, w]``, halo 6).
     """
 
     def __init__(self, onnx_path: Union[str, os.PathLike], backend: str = 'onnxruntime',
@@ -156,6 +158,7 @@ class Upscaler:
             self.convention = ModelConvention.from_metadata(self._backend.metadata)
         except ValueError as err:
             raise BackendError(f'{onnx_path}: {err}') from None
+        self.assumed_fields = ModelConvention.missing_fields(self._backend.metadata)
         expected_inputs = {self.convention.image_input, self.convention.factor_input}
         if (set(self._backend.input_names) != expected_inputs
                 or self.convention.output not in self._backend.output_names):

@@ -157,6 +157,12 @@ class ModelConvention:
             raise ValueError(f'bad model metadata: {err}') from None
 
     @classmethod
+    def missing_fields(cls, metadata: Mapping[str, str]) -> Tuple[str, ...]:
+        """The fields ``metadata`` does not record, which :meth:`from_metadata` defaults."""
+        return tuple(field.name for field in dataclasses.fields(cls)
+                     if METADATA_PREFIX + field.name not in metadata)
+
+    @classmethod
     def from_onnx(cls, onnx_path: PathLike) -> 'ModelConvention':
         """The convention recorded in an ``.onnx`` file."""
         return cls.from_metadata(read_onnx_metadata(onnx_path))

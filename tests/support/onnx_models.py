@@ -5,6 +5,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
+
 OPSET = 17
 
 
@@ -36,7 +38,8 @@ def external_data_model(path: Path, location: str) -> Path:
 
 
 def endless_loop_model(path: Path) -> Path:
-    """A Loop of 2**62 iterations over the image input (it never ends on its own)."""
+    """A Loop of 2**62 iterations over the image input (it never ends on its own), with
+    SRCNN's convention in its metadata."""
     body = helper.make_graph(
         [helper.make_node('Identity', ['cond_in'], ['cond_out']),
          helper.make_node('Add', ['x_in', 'one'], ['x_out'])], 'body',
@@ -50,6 +53,7 @@ def endless_loop_model(path: Path) -> Path:
         [_io('output', None)],
         [helper.make_tensor('trip', TensorProto.INT64, [], [2 ** 62]),
          helper.make_tensor('cond', TensorProto.BOOL, [], [True])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)]),
-              str(path))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)])
+    helper.set_model_props(model, ModelConvention().to_metadata())  # fed as SRCNN is
+    onnx.save(model, str(path))
     return path

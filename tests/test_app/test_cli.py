@@ -173,6 +173,25 @@ def test_out_dir_equal_to_the_input_folder_is_refused(capsys, srcnn_onnx, images
                                  'also an input; choose another output']
 
 
+def test_a_model_that_does_not_record_its_convention_gets_a_warning(capsys, srcnn_onnx, images,
+                                                                    tmp_path):
+    import onnx
+    stripped = tmp_path / 'stripped.onnx'
+    proto = onnx.load(str(srcnn_onnx))
+    kept = [prop for prop in proto.metadata_props if not prop.key.endswith(('.halo', '.output'))]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, str(stripped))
+    code, out, err = run(capsys, stripped, images / 'photo.png', '-o', tmp_path / 'o.png',
+                         '--scale', 2)
+    assert code == 0 and out.startswith('upscaled ')
+    assert err == [f'srcnn-upscale: warning: {stripped} does not record how it is fed (not '
+                   "exported by this tool?): assuming SRCNN's output='output', halo=6"]
+    code, _, err = run(capsys, srcnn_onnx, images / 'photo.png', '-o', tmp_path / 'p.png',
+                       '--scale', 2)
+    assert (code, err) == (0, [])  # an exported model records all of it
+
+
 @pytest.mark.parametrize('scale', ['0', '-2', 'nan', 'inf', '2x', 'abc', 'x3', '2x3x4', '1e39',
                                    '0.5', '2x0.9'])
 def test_bad_scales_exit_2_with_the_reason(capsys, srcnn_onnx, images, tmp_path, scale):
