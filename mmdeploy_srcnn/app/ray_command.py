@@ -84,8 +84,9 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
         warn_assumed_convention(args.model, upscaler)
         ran_on = f'{args.backend} {upscaler.precision}'
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
+        previous = read_previous_settings(out_dir)  # a file of that name not ours: refused
         if skipped:
-            check_resume(read_previous_settings(out_dir), settings, out_dir)
+            check_resume(previous, settings, out_dir)
     except (BackendError, SummaryError) as err:  # nothing ran
         print_errors(errors + [Failure(None, str(err))])
         return EXIT_USER_ERROR

@@ -157,6 +157,21 @@ def test_a_ray_that_cannot_be_reached_leaves_the_images_not_run(capsys, monkeypa
     assert sorted(p.name for p in out_dir.iterdir()) == [SUMMARY_NAME]
 
 
+def test_a_file_named_like_the_summary_but_not_ours_is_kept(capsys, srcnn_onnx, mixed,
+                                                            tmp_path):
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    (out_dir / SUMMARY_NAME).write_text('{"user": "data"}')
+    for extra in [[], ['--overwrite']]:
+        code, out, err = run(capsys, srcnn_onnx, mixed / 'photo.png', '--out-dir', out_dir,
+                             '--scale', '2', '--engine', 'ray', *extra)
+        assert (code, out) == (EXIT_USER_ERROR, '')
+        expected = f'srcnn-upscale: error: {out_dir / SUMMARY_NAME}: not a summary of this tool'
+        assert len(err) == 1 and err[0].startswith(expected)
+        assert (out_dir / SUMMARY_NAME).read_text() == '{"user": "data"}'
+        assert sorted(p.name for p in out_dir.iterdir()) == [SUMMARY_NAME]
+
+
 # Stalls the write of $STALL_DIR/$STALL_NAME after creating $STALL_MARKER, in whichever process
 # does it (a Ray worker): the moment to press Ctrl-C.
 STALLING_SITECUSTOMIZE = textwrap.dedent('''
