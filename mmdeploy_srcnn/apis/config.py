@@ -271,7 +271,7 @@ def _validate_verify(cfg: Config, source: str) -> None:
             try:
                 check_case_size(max(batch_sizes), size, scale)
             except ValueError as err:
-                _fail(source, 'verify', f'{err}; verify on smaller sizes or scales')
+                _fail(source, 'verify', str(err))
     for key in ('atol', 'cross_backend_atol'):
         if key == 'cross_backend_atol' and key not in cfg.verify:
             continue  # optional
@@ -292,14 +292,20 @@ def _validate_verify(cfg: Config, source: str) -> None:
 
 def check_case_size(batch: int, size: Sequence[int], scale: Any) -> None:
     """``ValueError`` when one model run on ``batch`` images of ``size`` (height, width) at
-    ``scale`` would exceed :data:`MAX_CASE_OUTPUT_PIXELS` output pixels."""
+    ``scale`` would exceed :data:`MAX_CASE_OUTPUT_PIXELS` output pixels, or a factor above 1
+    would add no pixel to a side."""
     scale_h, scale_w = parse_scale(scale)
+    for length, factor in zip(size, (scale_h, scale_w)):
+        if factor > 1 and resized_length(length, factor) == length:
+            raise ValueError(f'x{format_scale(scale)} adds no pixel to a side of {length} '
+                             '(engines copy such a side where the model resamples it, so the '
+                             'case would test nothing the app runs); use a larger scale')
     pixels = batch * resized_length(size[0], scale_h) * resized_length(size[1], scale_w)
     if pixels > MAX_CASE_OUTPUT_PIXELS:
         raise ValueError(f'batch {batch} of {size[1]}x{size[0]} (width x height) at '
                          f'x{format_scale(scale)} gives {pixels:.3g} output pixels per model run, '
                          f'over the limit of {MAX_CASE_OUTPUT_PIXELS / 1e6:g} megapixels '
-                         '(about 1.8 KB of memory each)')
+                         '(about 1.8 KB of memory each); use a smaller size or scale')
 
 
 def _validate_precisions(cfg: Config, source: str) -> None:

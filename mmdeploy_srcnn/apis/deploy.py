@@ -132,8 +132,7 @@ def prepare_deploy(cfg: Config, work_dir: Path, image_path: Path, checkpoint: Op
         try:
             check_case_size(1, demo_batch.shape[2:], scale)
         except ValueError as err:
-            raise ConfigError(f'{image_path}: the demo image: {err}; give a smaller --img') \
-                from None
+            raise ConfigError(f'{image_path}: the demo image: {err}') from None
     if compare:
         unknown = sorted(set(compare) - set(backend_names()))
         if unknown:

@@ -13,6 +13,7 @@ module adapts real images to it:
 - The factor is a number or ``(height, width)``, validated and cast to float32 before use, and
   the output size is checked against ``max_output_pixels`` before anything runs.
 """
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -155,15 +156,24 @@ class Upscaler:
             config['threads'] = threads
         self._backend = build_backend(config, resolved.path)
         try:
-            self.convention = ModelConvention.from_metadata(self._backend.metadata)
+            self.convention = ModelConvention.from_metadata(metadata)
+            run_convention = ModelConvention.from_metadata(self._backend.metadata)
         except ValueError as err:
-            raise BackendError(f'{onnx_path}: {err}') from None
-        self.assumed_fields = ModelConvention.missing_fields(self._backend.metadata)
+            raise BackendError(f'{resolved.path}: {err}') from None
+        if run_convention != self.convention:  # the int8 file must be fed as its float model
+            differences = '; '.join(
+                f'{field.name} {getattr(run_convention, field.name)!r} there, '
+                f'{getattr(self.convention, field.name)!r} here'
+                for field in dataclasses.fields(ModelConvention)
+                if getattr(run_convention, field.name) != getattr(self.convention, field.name))
+            raise BackendError(f'{resolved.path}: not fed as {path.name} is ({differences}); '
+                               'deploy again to rewrite it')
+        self.assumed_fields = ModelConvention.missing_fields(metadata)
         expected_inputs = {self.convention.image_input, self.convention.factor_input}
         if (set(self._backend.input_names) != expected_inputs
                 or self.convention.output not in self._backend.output_names):
             raise BackendError(
-                f'{Path(onnx_path)}: not a dynamic-factor model: it takes '
+                f'{resolved.path}: not a dynamic-factor model: it takes '
                 f'{self._backend.input_names} and gives {self._backend.output_names}, expected '
                 f'inputs {sorted(expected_inputs)} and output {self.convention.output!r}')
 

@@ -124,6 +124,24 @@ def test_engines_agree_on_the_int8_file(int8_onnx):
                                run('onnxruntime', int8_onnx, 3.0), atol=CROSS_ENGINE_ATOL)
 
 
+def test_the_app_runs_the_int8_file_only_as_its_float_model_is_fed(fp32_onnx, int8_onnx,
+                                                                   tmp_path):
+    from mmdeploy_srcnn.app import Upscaler
+    from mmdeploy_srcnn.backends import BackendError
+
+    float_path, int8_path = tmp_path / 'end2end.onnx', tmp_path / 'end2end_int8.onnx'
+    float_path.write_bytes(fp32_onnx.read_bytes())
+    proto = onnx.load(str(int8_onnx))
+    assert Upscaler(fp32_onnx, precision='int8').precision == 'int8'  # as quantized: runs
+    for prop in proto.metadata_props:  # its hash still matches the float file: only the
+        if prop.key == 'mmdeploy_srcnn.halo':  # convention tells the edit
+            prop.value = '0'
+    onnx.save(proto, str(int8_path))
+    with pytest.raises(BackendError, match=r"end2end_int8.onnx: not fed as end2end.onnx is "
+                                           r"\(halo 0 there, 6 here\)"):
+        Upscaler(float_path, precision='int8')
+
+
 def test_float_convs_stay_float(fp32_onnx, calibration, tmp_path):
     last = conv_names(onnx.load(str(fp32_onnx)))[-1]
     path = quantize_int8(fp32_onnx, tmp_path / 'int8.onnx', calibration, float_convs=[last])

@@ -139,6 +139,8 @@ def test_broken_demo_images(tmp_path, capsys, content):
      'verify: batch 2 of 100000x100000 (width x height) at x2 gives 8e+10 output pixels per '
      'model run, over the limit of 4 megapixels'),
     (['--cfg-options', 'verify.scales=[1e6]'], 'at x1e+06 gives 2.05e+15 output pixels'),
+    (['--cfg-options', 'verify.scales=[1.0001]'], 'verify: x1.0001 adds no pixel to a side of '
+                                                  '32 (engines copy such a side'),
 ])
 def test_bad_arguments_are_refused_before_writing(tmp_path, capsys, args, message):
     code = deploy.main([BASE, '--work-dir', str(tmp_path / 'out'), *args])
@@ -154,7 +156,7 @@ def test_demo_image_too_large_for_one_model_run_is_refused_before_writing(tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and err.count('\n') == 1
     assert f'{big}: the demo image: batch 1 of 1200x1200 (width x height) at x2 gives 5.76e+06 ' \
-        'output pixels' in err and 'give a smaller --img' in err
+        'output pixels' in err and 'use a smaller size or scale' in err
     assert not (tmp_path / 'out').exists()
 
 
