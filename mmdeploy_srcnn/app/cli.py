@@ -223,12 +223,15 @@ def _load(args: argparse.Namespace) -> Upscaler:
              f'{cpu_count()}')
         threads = cpu_count()
     upscaler = Upscaler(args.model, **upscaler_options(args, threads))
-    warn_assumed_convention(args.model, upscaler)
+    warn_about_model(args.model, upscaler)
     return upscaler
 
 
-def warn_assumed_convention(model: Path, upscaler: Upscaler) -> None:
-    """Say so when the model does not record how it is fed: its defaults are a guess."""
+def warn_about_model(model: Path, upscaler: Upscaler) -> None:
+    """Say what the loaded model leaves to a guess (how it is fed) or to a fallback (an int8
+    file passed over by ``--precision auto``)."""
+    for message in upscaler.precision_warnings:
+        warn(message)
     if upscaler.assumed_fields:
         assumed = ', '.join(f'{name}={getattr(upscaler.convention, name)!r}'
                             for name in upscaler.assumed_fields)

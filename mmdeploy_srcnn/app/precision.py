@@ -31,6 +31,8 @@ class Resolved:
     path: Path
     precision: str
     reason: str
+    warnings: Tuple[str, ...] = ()
+    """What the user should hear about even on success (an int8 file passed over)."""
 
 
 def _quality_table(path: Path, metadata: Mapping[str, str]) -> Optional[QualityTable]:
@@ -97,7 +99,7 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
     notes = list(choice.passed_over) + skipped
     passed_over = f' ({"; ".join(notes)})' if notes else ''
     why = f'auto on {features.model}{passed_over}'
-    return Resolved(path, choice.precision, why)
+    return Resolved(path, choice.precision, why, tuple(skipped))
 
 
 def _existing_int8(onnx_path: Path) -> Path:

@@ -16,7 +16,7 @@ from mmdeploy_srcnn.utils.scale import format_scale
 
 from .batch import DONE, FAILED, Failure, Job, is_done, plan_jobs
 from .cli import (EXIT_USER_ERROR, cpu_count, image_settings, print_errors, upscaler_options, warn,
-                  warn_assumed_convention)
+                  warn_about_model)
 from .ray_engine import (ClusterCpus, Pool, RayEngineError, ray_cluster, remove_leftovers,
                          upscale_on_ray)
 from .run_summary import RunSettings, RunSummary, SummaryError, check_resume, read_previous_settings
@@ -81,7 +81,7 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
                               skip_done=True)
     try:
         upscaler = Upscaler(model, **upscaler_options(args, 1))
-        warn_assumed_convention(args.model, upscaler)
+        warn_about_model(args.model, upscaler)
         ran_on = f'{args.backend} {upscaler.precision}'
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
         previous = read_previous_settings(out_dir)  # a file of that name not ours: refused

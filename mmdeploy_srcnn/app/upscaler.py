@@ -121,7 +121,8 @@ class Upscaler:
         for_scale: the scale the images will be upscaled by, when known: ``auto`` picks a
             reduced precision only for scales whose quality loss was measured (1.5-4).
 
-    ``self.precision`` and ``self.precision_reason`` say what ``auto`` chose and why;
+    ``self.precision`` and ``self.precision_reason`` say what ``auto`` chose and why
+    (``self.precision_warnings``: what it passed over that the user should hear about);
     ``self.assumed_fields``, which parts of the I/O convention the model does not record (they
     take SRCNN's values: RGB in [0, 1], factor ``[h, w]``, halo 6).
     """
@@ -149,6 +150,7 @@ class Upscaler:
         resolved = resolve_precision(path, metadata, backend, precision,
                                      scale=None if for_scale is None else _scale_pair(for_scale))
         self.precision, self.precision_reason = resolved.precision, resolved.reason
+        self.precision_warnings = resolved.warnings
         config = {'type': backend, 'allow_external_data': allow_external_data}
         if backend in ENGINE_PRECISIONS:
             config['precision'] = resolved.precision

@@ -155,7 +155,9 @@ def config_text(name: str, backend: str, inputs: List[Tensor], outputs: List[Ten
     if backend == 'onnxruntime':
         lines += ['platform: "onnxruntime_onnx"', 'backend: "onnxruntime"']
     else:
-        lines += ['backend: "openvino"', f'default_model_filename: {_quoted(MODEL_FILE)}']
+        lines = ['# OpenVINO 2026.4 reuses the previous factor when a request changes only the',
+                 '# factor (same image size): every request of one size must use one factor.',
+                 *lines, 'backend: "openvino"', f'default_model_filename: {_quoted(MODEL_FILE)}']
     lines += ['max_batch_size: 0',
               'input [\n' + ',\n'.join(_tensor_text(tensor) for tensor in inputs) + '\n]',
               'output [\n' + ',\n'.join(_tensor_text(tensor) for tensor in outputs) + '\n]',

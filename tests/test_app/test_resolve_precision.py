@@ -99,14 +99,17 @@ def test_an_int8_file_from_another_export_is_never_run(model):
     assert (resolved.precision, resolved.path) == ('f32', model)
     assert 'int8 not used: ' in resolved.reason and 'was not quantized from end2end.onnx' \
         in resolved.reason
+    assert len(resolved.warnings) == 1 and resolved.warnings[0].startswith(
+        f'int8 not used: {stale}: this int8 model was not quantized from end2end.onnx')
     with pytest.raises(BackendError, match='end2end_int8.onnx: this int8 model was not quantized '
                                            'from end2end.onnx as it is now'):
         resolve_precision(model, meta, 'openvino', 'int8', VNNI)
     stale.write_bytes(b'not onnx')
     with pytest.raises(BackendError, match='end2end_int8.onnx: cannot read the int8 model'):
         resolve_precision(model, meta, 'openvino', 'int8', VNNI)
-    _int8_file(model)  # quantized from the model as it is: used
-    assert resolve_precision(model, meta, 'openvino', 'auto', VNNI).precision == 'int8'
+    _int8_file(model)  # quantized from the model as it is: used, no warning
+    resolved = resolve_precision(model, meta, 'openvino', 'auto', VNNI)
+    assert (resolved.precision, resolved.warnings) == ('int8', ())
 
 
 @pytest.mark.parametrize('scale, expected', [((2.0, 2.0), 'int8'), ((1.5, 4.0), 'int8'),

@@ -125,6 +125,7 @@ def test_config_matches_the_onnx_in_names_dims_and_types(exported, tmp_path, bac
     else:
         assert (config.platform, config.backend, config.default_model_filename) == \
             ('', 'openvino', 'model.onnx')
+        assert config_path.read_text().startswith('# OpenVINO 2026.4 reuses the previous factor')
     assert hashlib.sha256(model_path.read_bytes()).digest() == \
         hashlib.sha256(exported.read_bytes()).digest()
     assert sorted(p.name for p in (tmp_path / 'repo').rglob('*')) == \
