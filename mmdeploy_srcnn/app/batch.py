@@ -234,10 +234,12 @@ def process_image(upscaler: Upscaler, job: Job, settings: ImageSettings,
     write_image(job.output, upscaled, overwrite=settings.overwrite, consume=True)
     scale = format_scale(settings.scale)
     scale_label = f'x{scale} (HxW)' if 'x' in scale else f'x{scale}'
+    compared = '' if job.compare is None else \
+        f'; bicubic | model in {printable(job.compare)}'
     return (f'upscaled {name} ({image.shape[1]}x{image.shape[0]} WxH) '
             f'{scale_label} -> {printable(job.output)} '
             f'({out_w}x{out_h} WxH) on {settings.backend} {upscaler.precision} in '
-            f'{time.perf_counter() - started:.1f} s')
+            f'{time.perf_counter() - started:.1f} s{compared}')
 
 
 def upscale_job(upscaler: Upscaler, job: Job, settings: ImageSettings,

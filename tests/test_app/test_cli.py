@@ -96,8 +96,10 @@ def test_layouts_and_bit_depths_survive(capsys, srcnn_onnx, images, tmp_path):
 
 def test_compare_writes_bicubic_beside_the_model(capsys, srcnn_onnx, images, tmp_path):
     output = tmp_path / 'photo_x3.png'
-    assert run(capsys, srcnn_onnx, images / 'photo.png', '-o', output, '--scale', 3,
-               '--compare')[0] == 0
+    code, out, _ = run(capsys, srcnn_onnx, images / 'photo.png', '-o', output, '--scale', 3,
+                       '--compare')
+    assert code == 0
+    assert out.endswith(f' s; bicubic | model in {tmp_path / "photo_x3_compare.png"}\n')
     compare = read_image(tmp_path / 'photo_x3_compare.png')
     assert compare.shape == (120, 300, 3)
     bicubic = resize_bicubic(read_image(images / 'photo.png'), 3)
