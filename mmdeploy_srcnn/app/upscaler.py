@@ -188,14 +188,17 @@ class Upscaler:
         if out_h * out_w > self.max_output_pixels:
             raise UpscaleError(f'{size} gives {out_w}x{out_h}, {out_h * out_w / 1e6:.3g} '
                                f'megapixels, over the limit of {self.max_output_pixels / 1e6:g}')
-        for axis, length, out_length, factor in zip(('height', 'width'), image_hw,
-                                                    (out_h, out_w), _scale_pair(scale)):
-            if factor > 1 and out_length == length:
-                raise UpscaleError(
-                    f'{size} adds no pixel to the {axis} ({length} -> {out_length}): engines '
-                    'copy such a side instead of resampling it, so the result would not be the '
-                    f"model's; use a scale of at least {(length + 1) / length:.6g} for this "
-                    'image, or 1')
+        unchanged = [(axis, length) for axis, length, out_length, factor in
+                     zip(('height', 'width'), image_hw, (out_h, out_w), _scale_pair(scale))
+                     if factor > 1 and out_length == length]
+        if unchanged:
+            sides = ' and the '.join(f'{axis} ({length} -> {length})'
+                                     for axis, length in unchanged)
+            shortest = min(length for _, length in unchanged)
+            raise UpscaleError(
+                f'{size} adds no pixel to the {sides}: engines copy such a side instead of '
+                "resampling it, so the result would not be the model's; use a scale of at "
+                f'least {(shortest + 1) / shortest:.6g} for this image, or 1')
         return out_h, out_w
 
     def tile_count(self, image_hw: Sequence[int], scale: Scale) -> int:

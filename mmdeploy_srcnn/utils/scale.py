@@ -34,6 +34,8 @@ def parse_scale(value: Any) -> Tuple[float, float]:
         except ValueError:
             numbers = []
         if len(numbers) not in (1, 2):
+            if value.strip().lower().lstrip('+-') in ('inf', 'infinity', 'nan'):
+                raise ValueError(f'scale {value!r} must be finite and > 0')
             raise ValueError(f'scale {value!r} is not a number or HEIGHTxWIDTH '
                              '(e.g. 2, 2.5, 2x3)')
         pair: Sequence[Any] = numbers * 2 if len(numbers) == 1 else numbers

@@ -153,11 +153,14 @@ def test_empty_output_and_bad_arrays_are_refused(upscaler):
 
 def test_a_scale_that_adds_no_pixel_to_a_side_is_refused(upscaler):
     # 8 px x 1.002 is 8 px: engines copy that side where the model would resample it
-    with pytest.raises(UpscaleError, match=r'10x8 \(width x height\) at scale 1.002 adds no '
+    with pytest.raises(UpscaleError, match=r'1000x8 \(width x height\) at scale 1.002 adds no '
                                            r'pixel to the height \(8 -> 8\): .* at least 1.125'):
-        upscaler.upscale(np.zeros((8, 10, 3), np.uint8), 1.002)
+        upscaler.upscale(np.zeros((8, 1000, 3), np.uint8), 1.002)
     with pytest.raises(UpscaleError, match=r'adds no pixel to the width \(10 -> 10\)'):
         upscaler.upscale(np.zeros((8, 10, 3), np.uint8), (2, 1.05))
+    with pytest.raises(UpscaleError, match=r'adds no pixel to the height \(8 -> 8\) and the '
+                                           r'width \(10 -> 10\): .* at least 1.125'):
+        upscaler.upscale(np.zeros((8, 10, 3), np.uint8), 1.05)
     assert upscaler.upscale(np.zeros((8, 10, 3), np.uint8), 1).shape == (8, 10, 3)
     assert upscaler.upscale(np.zeros((8, 10, 3), np.uint8), (2, 1)).shape == (16, 10, 3)
 

@@ -35,3 +35,9 @@ def test_scales_are_ascii_only(text):
                                             ('2X3', (2.0, 3.0))])
 def test_scale_text_is_read(text, expected):
     assert parse_scale(text) == expected
+
+
+@pytest.mark.parametrize('text', ['inf', '-Infinity', 'nan', ' NaN '])
+def test_infinite_and_nan_scales_say_so(text):
+    with pytest.raises(ValueError, match=r'must be finite and > 0'):
+        parse_scale(text)
