@@ -82,6 +82,9 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
     try:
         upscaler = Upscaler(model, **upscaler_options(args, 1))
         warn_about_model(args.model, upscaler)
+        # Resolved here, once: every worker runs this precision (a node that cannot fails its
+        # rows), and the summary records it, so a resume on another CPU cannot mix precisions.
+        args = argparse.Namespace(**{**vars(args), 'precision': upscaler.precision})
         ran_on = f'{args.backend} {upscaler.precision}'
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
         previous = read_previous_settings(out_dir)  # a file of that name not ours: refused

@@ -85,6 +85,7 @@ def test_ray_equals_local_byte_for_byte_then_resumes_and_overwrites(
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
     summary = summary_of(remote)
     assert summary['state'] == 'finished'
+    assert summary['settings']['precision'] == 'f32'  # what auto resolved to, for every worker
     assert summary['counts'] == {'done': 4, 'skipped': 0, 'failed': 2, 'not_run': 0}
     assert sorted(entry['input'] for entry in summary['done']) == \
         [str(mixed / name) for name in IMAGES]
