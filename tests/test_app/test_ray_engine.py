@@ -208,20 +208,21 @@ def test_ctrl_c_stops_the_pool_and_leaves_no_partial_file(srcnn_onnx, tmp_path):
          '--out-dir', str(out_dir), '--scale', '2', '--engine', 'ray', '--workers', '2'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240  # Ray's start on 2 busy CPUs
         while not marker.exists():
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, 'no worker started writing'
             time.sleep(0.05)
         assert [name for name in os.listdir(out_dir) if name.startswith('.im06.png.')]
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == EXIT_INTERRUPTED, err
-    assert err.decode().splitlines()[-1] == \
-        'srcnn-upscale: interrupted (no partial output was left; a rerun resumes)'
+    # Ray's own processes may still log a line while they stop: ours is there, once
+    assert err.decode().splitlines().count(
+        'srcnn-upscale: interrupted (no partial output was left; a rerun resumes)') == 1, err
     left = sorted(os.listdir(out_dir))
     assert SUMMARY_NAME in left and not [name for name in left if name.startswith('.')]
     summary = summary_of(out_dir)
