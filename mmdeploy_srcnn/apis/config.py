@@ -26,7 +26,7 @@ from mmengine.config import Config, DictAction
 from mmdeploy_srcnn.backends import BackendError, validate_backend_config
 from mmdeploy_srcnn.utils.model_meta import FACTOR_FORMATS
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
-from mmdeploy_srcnn.utils.sizes import resized_length
+from mmdeploy_srcnn.utils.sizes import resized_length, unenlarged_sides
 
 PathLike = Union[str, os.PathLike]
 EXPORTERS = {'torchscript': (11, 20), 'dynamo': (18, 23)}
@@ -295,11 +295,11 @@ def check_case_size(batch: int, size: Sequence[int], scale: Any) -> None:
     ``scale`` would exceed :data:`MAX_CASE_OUTPUT_PIXELS` output pixels, or a factor above 1
     would add no pixel to a side."""
     scale_h, scale_w = parse_scale(scale)
-    for length, factor in zip(size, (scale_h, scale_w)):
-        if factor > 1 and resized_length(length, factor) == length:
-            raise ValueError(f'x{format_scale(scale)} adds no pixel to a side of {length} '
-                             '(engines copy such a side where the model resamples it, so the '
-                             'case would test nothing the app runs); use a larger scale')
+    unchanged = unenlarged_sides(size, (scale_h, scale_w))
+    if unchanged:
+        raise ValueError(f'x{format_scale(scale)} adds no pixel to a side of {size[unchanged[0]]} '
+                         '(engines copy such a side where the model resamples it, so the case '
+                         'would test nothing the app runs); use a larger scale')
     pixels = batch * resized_length(size[0], scale_h) * resized_length(size[1], scale_w)
     if pixels > MAX_CASE_OUTPUT_PIXELS:
         raise ValueError(f'batch {batch} of {size[1]}x{size[0]} (width x height) at '

@@ -28,7 +28,7 @@ from mmdeploy_srcnn.utils.image import from_float, to_float
 from mmdeploy_srcnn.utils.model_meta import ModelConvention, read_onnx_metadata
 from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
-from mmdeploy_srcnn.utils.sizes import resized_length
+from mmdeploy_srcnn.utils.sizes import resized_length, unenlarged_sides
 
 from .precision import AUTO, resolve_precision
 from .tiling import DEFAULT_TILE, MIN_TILE, TilingError, plan_tiles, upscale_tiled
@@ -188,13 +188,11 @@ class Upscaler:
         if out_h * out_w > self.max_output_pixels:
             raise UpscaleError(f'{size} gives {out_w}x{out_h}, {out_h * out_w / 1e6:.3g} '
                                f'megapixels, over the limit of {self.max_output_pixels / 1e6:g}')
-        unchanged = [(axis, length) for axis, length, out_length, factor in
-                     zip(('height', 'width'), image_hw, (out_h, out_w), _scale_pair(scale))
-                     if factor > 1 and out_length == length]
+        unchanged = unenlarged_sides(image_hw, _scale_pair(scale))
         if unchanged:
-            sides = ' and the '.join(f'{axis} ({length} -> {length})'
-                                     for axis, length in unchanged)
-            shortest = min(length for _, length in unchanged)
+            sides = ' and the '.join(f'{("height", "width")[axis]} ({image_hw[axis]} -> '
+                                     f'{image_hw[axis]})' for axis in unchanged)
+            shortest = min(image_hw[axis] for axis in unchanged)
             raise UpscaleError(
                 f'{size} adds no pixel to the {sides}: engines copy such a side instead of '
                 "resampling it, so the result would not be the model's; use a scale of at "

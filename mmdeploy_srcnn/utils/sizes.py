@@ -10,6 +10,8 @@ OpenVINO 2026.4 return the input unchanged when ``floor(in * scale) == in`` (400
 a copy, where PyTorch resamples and differs by up to 0.79 on noise in [0, 1]). Runs must
 therefore give every side that is scaled at least :func:`smallest_enlarged_length` pixels.
 """
+from typing import List, Sequence
+
 import numpy as np
 
 
@@ -35,3 +37,10 @@ def smallest_enlarged_length(scale: float) -> int:
     while resized_length(length, scale32) <= length:
         length += 1
     return length
+
+
+def unenlarged_sides(size_hw: Sequence[int], scale_hw: Sequence[float]) -> List[int]:
+    """The sides (0: height, 1: width) whose factor is above 1 but adds no pixel: engines copy
+    them where the model would resample them."""
+    return [axis for axis, (length, factor) in enumerate(zip(size_hw, scale_hw))
+            if factor > 1 and resized_length(length, factor) == length]
