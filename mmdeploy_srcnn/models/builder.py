@@ -17,14 +17,17 @@ def build_model(model_cfg: Mapping[str, Any], checkpoint: Optional[PathLike] = N
     weights when given (:class:`~.checkpoint.CheckpointError` if they do not fit)."""
     settings = dict(model_cfg)
     model_type = settings.pop('type', None)
-    model_cls = MODELS.module_dict.get(model_type)
+    # The registry's own lookup (scopes, lazy locations); a class is taken as it is. Not
+    # MODELS.build: its errors wrap the class's in a multi-line message.
+    model_cls = model_type if isinstance(model_type, type) else \
+        MODELS.get(model_type) if isinstance(model_type, str) else None
     if model_cls is None:
         raise ModelBuildError(f'unknown model type {model_type!r} '
                               f'(registered: {", ".join(sorted(MODELS.module_dict))})')
     try:
         model = model_cls(**settings)
     except (TypeError, ValueError) as err:  # a setting the class does not take, or refuses
-        raise ModelBuildError(f'cannot build {model_type} with {settings}: '
+        raise ModelBuildError(f'cannot build {model_cls.__name__} with {settings}: '
                               f'{str(err).splitlines()[0]}') from None
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)

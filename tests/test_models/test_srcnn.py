@@ -84,6 +84,8 @@ def test_scale_aware_tensor_factor_matches_numbers(factor, tensor):
 def test_build_from_config():
     model = build_model(dict(type='SRCNN', residual=True, upscale_factor=4))
     assert isinstance(model, SRCNN) and model.residual and not model.training
+    assert isinstance(build_model(dict(type=SRCNN, residual=False)), SRCNN)  # a class, as mmengine
+    assert isinstance(build_model(dict(type='mmdeploy_srcnn.SRCNN')), SRCNN)  # a scoped name
 
 
 def test_bad_architecture_arguments():
