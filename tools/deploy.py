@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cfg_options
-from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
+from mmdeploy_srcnn.utils.cli import EXIT_USER_ERROR, OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.logger import get_logger
 
-EXIT_FAILED, EXIT_USER_ERROR = 1, 2
+EXIT_FAILED = 1
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

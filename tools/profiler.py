@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mmdeploy_srcnn.apis.config import ConfigError, load_deploy_config, parse_cfg_options
 from mmdeploy_srcnn.profiling.flops import FLOP_PER_MAC
-from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
+from mmdeploy_srcnn.utils.cli import EXIT_USER_ERROR, OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.fileio import atomic_write
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 
@@ -113,7 +113,7 @@ def format_report(report) -> str:
 
 def _error(message: str) -> int:
     print(f'profiler.py: error: {message}', file=sys.stderr)
-    return 2
+    return EXIT_USER_ERROR
 
 
 def main(argv=None) -> int:

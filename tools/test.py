@@ -27,9 +27,10 @@ from mmdeploy_srcnn.datasets.protocol import UpscaleFn, as_rgb_uint8, average_by
 from mmdeploy_srcnn.utils.cli import OneLineArgumentParser, line_buffered_stdout
 from mmdeploy_srcnn.utils.fileio import atomic_path, atomic_write
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES, ImageError, from_float, read_image, to_float
+from mmdeploy_srcnn.utils.precision import QUALITY_SCALES
 from mmdeploy_srcnn.utils.scale import parse_scale
 
-DEFAULT_SCALES = [1.5, 2, 2.5, 3, 3.5, 4]
+DEFAULT_SCALES = list(QUALITY_SCALES)  # the scales a quality table must cover
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -194,8 +195,8 @@ def plot_gain(per_image: List[Dict], per_scale: List[Dict], path: Path) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    line_buffered_stdout()
     """Evaluate, print the tables, write the JSON and the plot; 2 on bad input, else 0."""
+    line_buffered_stdout()
     args = parse_args(argv)
     # Imported here so that --help answers without loading torch.
     from mmdeploy_srcnn.backends import BackendError

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from mmdeploy_srcnn.serving import BACKENDS, TritonRepositoryError, write_model_repository
-from mmdeploy_srcnn.utils.cli import OneLineArgumentParser
-
-EXIT_USER_ERROR = 2
+from mmdeploy_srcnn.utils.cli import EXIT_USER_ERROR, OneLineArgumentParser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -21,7 +21,7 @@ import cv2
 from mmengine.utils import ProgressBar
 
 from mmdeploy_srcnn.backends import BackendError
-from mmdeploy_srcnn.utils.cli import OneLineArgumentParser
+from mmdeploy_srcnn.utils.cli import EXIT_USER_ERROR, OneLineArgumentParser
 from mmdeploy_srcnn.utils.fileio import printable
 from mmdeploy_srcnn.utils.image import IMAGE_SUFFIXES
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
@@ -35,7 +35,6 @@ from .tiling import DEFAULT_TILE, MIN_TILE
 from .upscaler import DEFAULT_MAX_OUTPUT_PIXELS, Upscaler
 
 PROG = 'srcnn-upscale'
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 ENGINES = ('local', 'ray')
 _INTEGER = re.compile(r'[0-9]+')

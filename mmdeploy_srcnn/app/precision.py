@@ -16,8 +16,8 @@ from mmdeploy_srcnn.utils.model_meta import read_onnx_metadata
 from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, FLOAT_MODEL_SHA256_KEY,
                                             PRECISION_KEY, QUALITY_SCALES, QUALITY_TABLE_KEY,
                                             CpuFeatures, QualityTable, QualityTableError,
-                                            check_precision, choose_precision, int8_model_path,
-                                            parse_quality_table, read_cpu_features)
+                                            check_precision, choose_precision, fast_precisions,
+                                            int8_model_path, parse_quality_table, read_cpu_features)
 from mmdeploy_srcnn.utils.scale import format_scale
 
 AUTO = 'auto'
@@ -71,6 +71,8 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
                                f'{requested!r}; give the float model')
         return Resolved(onnx_path, 'int8', 'an int8 model file')
     if requested != AUTO:
+        if engine not in ENGINE_PRECISIONS and requested != 'f32':
+            raise BackendError(f'--precision {requested}: {engine} runs f32 only')
         if engine in ENGINE_PRECISIONS:
             try:
                 check_precision(engine, requested)
@@ -88,12 +90,13 @@ def resolve_precision(onnx_path: Path, metadata: Mapping[str, str], engine: str,
     features = features or read_cpu_features()
     table = _quality_table(onnx_path, metadata)
     skipped = []
-    try:
-        _existing_int8(onnx_path)
-    except BackendError as err:
-        table = _without(table, engine, 'int8')
-        if int8_model_path(onnx_path).exists():  # a missing file is the usual case: no word
-            skipped.append(f'int8 not used: {err}')
+    if 'int8' in fast_precisions(engine, features):  # else int8 is never chosen: no file read
+        try:
+            _existing_int8(onnx_path)
+        except BackendError as err:
+            table = _without(table, engine, 'int8')
+            if int8_model_path(onnx_path).exists():  # a missing file is the usual case
+                skipped.append(f'int8 not used: {err}')
     choice = choose_precision(table, engine, features)
     path = int8_model_path(onnx_path) if choice.precision == 'int8' else onnx_path
     notes = list(choice.passed_over) + skipped

@@ -86,6 +86,7 @@ def main_ray(args: argparse.Namespace, sources: List[Path], errors: List[Failure
         # rows), and the summary records it, so a resume on another CPU cannot mix precisions.
         args = argparse.Namespace(**{**vars(args), 'precision': upscaler.precision})
         ran_on = f'{args.backend} {upscaler.precision}'
+        del upscaler  # the workers load their own; this one only resolved and checked
         settings = RunSettings(file_sha256(model), args.scale, args.backend, args.precision)
         previous = read_previous_settings(out_dir)  # a file of that name not ours: refused
         if skipped:

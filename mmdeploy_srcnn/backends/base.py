@@ -101,7 +101,12 @@ class BaseBackend(abc.ABC):
             raise BackendError(f'{self.onnx_path.name}: a previous run could not be stopped '
                                'and may still be using the engine; load the model again')
         self._check_inputs(inputs)
+        self._prepare_run()
         return self._run_cancellable(lambda: self._run(inputs), timeout)
+
+    def _prepare_run(self) -> None:
+        """Set up what :meth:`_cancel` acts on, in the caller's thread before the engine runs
+        (so that a cancel can never come before it)."""
 
     @abc.abstractmethod
     def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:

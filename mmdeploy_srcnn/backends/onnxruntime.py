@@ -49,7 +49,6 @@ class ONNXRuntimeBackend(BaseBackend):
                  allow_external_data: bool = False) -> None:
         super().__init__(onnx_path, allow_external_data)
         self.precision = file_precision(self.onnx_path, self.metadata, precision)
-        self._run_options = ort.RunOptions()
         options = session_options(threads, optimization_level)
         try:
             self._session = ort.InferenceSession(str(self.onnx_path), options,
@@ -74,11 +73,13 @@ class ONNXRuntimeBackend(BaseBackend):
     def output_names(self) -> List[str]:
         return [node.name for node in self._session.get_outputs()]
 
+    def _prepare_run(self) -> None:
+        self._run_options = ort.RunOptions()  # one per run: a cancelled one stays cancelled
+        self._run_options.log_severity_level = 4
+
     def _run(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        self._run_options = run_options = ort.RunOptions()
-        run_options.log_severity_level = 4
         try:
-            outputs = self._session.run(None, dict(inputs), run_options)
+            outputs = self._session.run(None, dict(inputs), self._run_options)
         except Exception as err:  # ORT's Fail/InvalidArgument/RuntimeException, allocation
             raise BackendError(f'{self.onnx_path.name}: ONNX Runtime failed to run the model: '
                                f'{first_line(err)}') from None

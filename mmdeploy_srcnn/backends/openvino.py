@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from mmdeploy_srcnn.registry import BACKENDS
+from mmdeploy_srcnn.utils.precision import ENGINE_DEFAULT
 
 from .base import (BackendError, BaseBackend, PathLike, check_choice, check_precision_option,
                    check_threads, file_precision, first_line)
@@ -41,7 +42,7 @@ class OpenVINOBackend(BaseBackend):
         import openvino
 
         properties = {'PERFORMANCE_HINT': performance_hint}
-        if self.precision != 'default':
+        if self.precision != ENGINE_DEFAULT:
             properties['INFERENCE_PRECISION_HINT'] = ('f32' if self.precision == 'int8'
                                                       else self.precision)
         if threads is not None:

@@ -25,13 +25,13 @@ from .scale import parse_decimal
 PRECISIONS: Tuple[str, ...] = ('f32', 'bf16', 'f16', 'int8')
 #: Precisions each engine accepts. int8 means the separate int8 model file
 #: (``end2end_int8.onnx``); the float types are the engine's own precision setting.
-ENGINE_PRECISIONS: Dict[str, Tuple[str, ...]] = {
-    'onnxruntime': ('f32', 'int8'),
-    'openvino': ('f32', 'bf16', 'f16', 'int8', 'default'),
-}
 #: ``'default'``: no precision hint at all, the engine's own choice (OpenVINO: bf16 on CPUs
 #: with bf16 instructions). Verified, never chosen by ``auto``.
 ENGINE_DEFAULT = 'default'
+ENGINE_PRECISIONS: Dict[str, Tuple[str, ...]] = {
+    'onnxruntime': ('f32', 'int8'),
+    'openvino': ('f32', 'bf16', 'f16', 'int8', ENGINE_DEFAULT),
+}
 #: Scales at which a reduced precision must keep its quality for ``auto`` to pick it.
 QUALITY_SCALES: Tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 #: Largest Y-PSNR loss against f32 (dB, at any of the scales) that ``auto`` accepts.

@@ -83,6 +83,9 @@ def test_explicit_requests(model):
     with pytest.raises(BackendError, match="--precision bf16: precision 'bf16' is not "
                                            'supported on onnxruntime'):
         resolve_precision(model, {}, 'onnxruntime', 'bf16', ZEN3)
+    with pytest.raises(BackendError, match='--precision bf16: reference runs f32 only'):
+        resolve_precision(model, {}, 'reference', 'bf16', ZEN3)  # never reported but not run
+    assert resolve_precision(model, {}, 'reference', 'f32', ZEN3).precision == 'f32'
 
 
 def test_a_bad_table_in_the_model_is_refused(model):
