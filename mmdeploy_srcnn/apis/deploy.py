@@ -28,7 +28,7 @@ from mmdeploy_srcnn.apis.export import torch2onnx
 from mmdeploy_srcnn.apis.verify import (PYTORCH, BackendComparison, Tolerance, VerificationRow,
                                         run_cases, verification_rows)
 from mmdeploy_srcnn.backends import BackendError, BaseBackend, backend_names, build_backend
-from mmdeploy_srcnn.models import CheckpointError, ModelBuildError, build_model
+from mmdeploy_srcnn.models import ModelBuildError, build_model
 from mmdeploy_srcnn.ops import dynamic_resize
 from mmdeploy_srcnn.utils.fileio import atomic_write, file_sha256
 from mmdeploy_srcnn.utils.image import from_float, read_image, to_float, write_image
@@ -83,10 +83,9 @@ def load_model(deploy_cfg: Config, checkpoint: Optional[Path]) -> nn.Module:
     """Build the configured model with ``checkpoint``'s weights (``None``: random weights).
 
     Raises :class:`ConfigError` for an unknown model or bad model settings and
-    :class:`CheckpointError` for a checkpoint that is missing or does not fit.
+    :class:`~mmdeploy_srcnn.models.CheckpointError` for a checkpoint that is missing or does
+    not fit.
     """
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise CheckpointError(f'{checkpoint}: checkpoint file not found')
     try:
         return build_model(deploy_cfg.model, checkpoint)
     except ModelBuildError as err:

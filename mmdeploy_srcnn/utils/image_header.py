@@ -219,7 +219,7 @@ def _exif_orientation(tiff_data: bytes) -> int:
     """The EXIF Orientation tag (1..8); 1 when absent or unreadable, as decoders treat it."""
     try:
         endian, big, offset = _tiff_byte_order(io.BytesIO(tiff_data))
-        tags = _read_ifd(io.BytesIO(tiff_data), endian, big, offset, frozenset([0x0112]))
+        tags, _ = _read_ifd(io.BytesIO(tiff_data), endian, big, offset, frozenset([0x0112]))
     except HeaderError:
         return 1
     value = tags.get(0x0112, (1,))[0]
@@ -256,14 +256,19 @@ def _tiff_byte_order(file: BinaryIO) -> Tuple[str, bool, int]:
 
 
 def _read_ifd(file: BinaryIO, endian: str, big: bool, offset: int,
-              wanted: frozenset) -> Dict[int, Tuple[int, ...]]:
-    """The integer values of the ``wanted`` tags of the image directory at ``offset``."""
+              wanted: frozenset) -> Tuple[Dict[int, Tuple[int, ...]], int]:
+    """The integer values of the ``wanted`` tags of the image directory at ``offset``, and the
+    offset of the next directory (0: this is the last, or the file ends before saying)."""
     count_format, entry_format, entry_size = ('Q', 'HHQ8s', 20) if big else ('H', 'HHI4s', 12)
+    offset_format = endian + ('Q' if big else 'I')
     file.seek(offset)
     count = struct.unpack(endian + count_format, _read(file, struct.calcsize(count_format)))[0]
     if count > 0xFFFF:
         raise HeaderError('corrupt TIFF file (image directory too long)')
     entries = _read(file, count * entry_size)
+    after = file.read(struct.calcsize(offset_format))
+    next_offset = struct.unpack(offset_format, after)[0] \
+        if len(after) == struct.calcsize(offset_format) else 0
     tags = {}
     for index in range(count):
         tag, kind, number, field = struct.unpack_from(endian + entry_format, entries,
@@ -278,27 +283,15 @@ def _read_ifd(file: BinaryIO, endian: str, big: bool, offset: int,
             file.seek(struct.unpack(endian + ('Q' if big else 'I'), field)[0])
             field = _read(file, size)
         tags[tag] = struct.unpack_from(value_format, field)
-    return tags
-
-
-def _next_ifd_offset(file: BinaryIO, endian: str, big: bool, offset: int) -> int:
-    """The offset of the image directory after the one at ``offset`` (0: it is the last)."""
-    count_format, offset_format, entry_size = ('Q', 'Q', 20) if big else ('H', 'I', 12)
-    file.seek(offset)
-    count = struct.unpack(endian + count_format, _read(file, struct.calcsize(count_format)))[0]
-    file.seek(count * entry_size, io.SEEK_CUR)
-    data = file.read(struct.calcsize(offset_format))
-    if len(data) < struct.calcsize(offset_format):
-        return 0  # cut after the entries: the decoder reports what is missing
-    return struct.unpack(endian + offset_format, data)[0]
+    return tags, next_offset
 
 
 def _probe_tiff(file: BinaryIO) -> ImageInfo:
     """The first image directory, which is the one OpenCV decodes."""
     file.seek(0)
     endian, big, offset = _tiff_byte_order(file)
-    tags = _read_ifd(file, endian, big, offset, _TIFF_TAGS)
-    if _next_ifd_offset(file, endian, big, offset):
+    tags, next_offset = _read_ifd(file, endian, big, offset, _TIFF_TAGS)
+    if next_offset:
         raise HeaderError('multi-page TIFF is not supported (only its first page would be '
                           'upscaled)')
     if _TIFF_WIDTH not in tags or _TIFF_LENGTH not in tags:
