@@ -176,13 +176,14 @@ class ModuleRewriter:
                    name: str, cfg: Any, kwargs: Mapping[str, Any]) -> nn.Module:
         rewrite_cls = record.rewriter
         where = f'patch_model: {name} ({qualname(type(copied))} -> {qualname(rewrite_cls)})'
-        parameters = list(inspect.signature(rewrite_cls).parameters.values())
+        signature = inspect.signature(rewrite_cls)
+        parameters = list(signature.parameters.values())
         slots = {p.name for p in parameters[:2]}
         declared = {p.name for p in parameters[2:] if p.kind in _KEYWORD_KINDS}
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
         recorded = self._init_args.get(original)
         if recorded is None:
-            original_parameters = set(list(inspect.signature(type(original)).parameters))
+            original_parameters = set(inspect.signature(type(original)).parameters)
             unrecorded = sorted(declared & original_parameters)
             if unrecorded:
                 raise RewriterError(
@@ -197,7 +198,7 @@ class ModuleRewriter:
         keywords = {key: value for key, value in {**recorded, **kwargs}.items()
                     if key not in slots and (takes_any or key in declared)}
         try:
-            inspect.signature(rewrite_cls).bind(copied, cfg, **keywords)
+            signature.bind(copied, cfg, **keywords)
         except TypeError as err:
             arguments = ', '.join(['module', 'cfg', *(f'{key}=...' for key in keywords)])
             raise RewriterError(f'{where}: cannot call {rewrite_cls.__name__}({arguments}): '

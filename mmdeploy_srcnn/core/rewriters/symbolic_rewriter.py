@@ -21,7 +21,7 @@ import functools
 import importlib
 import re
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.onnx import symbolic_helper
@@ -121,7 +121,7 @@ class SymbolicRewriter:
         """Register the selected TorchScript symbolics (recording each in ``undo``) and return
         the selected dynamo translations, wrapped, by op overload."""
         for record in self._registries['torchscript'].select(env):
-            context.keywords_for(record)  # a keyword clash is an error now, not mid-export
+            keywords = context.keywords_for(record)  # a keyword clash: an error now, not later
             function = record.rewriter
             descriptors = record.options.get('arg_descriptors')
             if descriptors:
@@ -129,10 +129,10 @@ class SymbolicRewriter:
             registration = _TorchScriptRegistration(record.func_name)
             undo.append(registration)
             registration.register(functools.partial(_torchscript_symbolic, context, record,
-                                                    function))
+                                                    function, keywords))
         table: DynamoTable = {}
         for record in self._registries['dynamo'].select(env):
-            context.keywords_for(record)
+            keywords = context.keywords_for(record)
             try:
                 overload = _resolve_overload(record.func_name)
             except TargetNotInstalled as err:
@@ -141,7 +141,7 @@ class SymbolicRewriter:
             if overload in table:
                 raise RewriterError(f'two dynamo translations of {overload}: '
                                     f'{table[overload][1].describe()} and {record.describe()}')
-            table[overload] = (_dynamo_translation(context, record), record)
+            table[overload] = (_dynamo_translation(context, record, keywords), record)
         return table
 
 
@@ -244,8 +244,9 @@ def _register(name: str, symbolic: Callable, opset: int) -> None:
 
 
 def _torchscript_symbolic(context: Any, record: RewriteRecord, function: Callable,
-                          previous: Optional[Callable]) -> Callable:
+                          keywords: Mapping[str, Any], previous: Optional[Callable]) -> Callable:
     minimum = record.options['opset']
+    keys = _keys(record)
 
     @functools.wraps(record.rewriter)
     def symbolic(g: Any, *args: Any, **kwargs: Any) -> Any:
@@ -257,8 +258,8 @@ def _torchscript_symbolic(context: Any, record: RewriteRecord, function: Callabl
                                 f'opset={context.opset} but the TorchScript exporter runs opset '
                                 f'{opset}')
         call = RewriteCall(origin_func=previous, cfg=context.cfg, backend=context.backend,
-                           ir=context.ir, keywords={**context.keywords_for(record), 'opset': opset},
-                           kind='symbolic', keys=_keys(record), token=object())
+                           ir=context.ir, keywords={**keywords, 'opset': opset},
+                           kind='symbolic', keys=keys, token=object())
         return run_call(call, function, (g, *args), kwargs)
 
     return symbolic
@@ -290,8 +291,10 @@ def _resolve_overload(name: str) -> Any:
                             f'{overload!r} (it has {", ".join(packet.overloads())})') from None
 
 
-def _dynamo_translation(context: Any, record: RewriteRecord) -> Callable:
+def _dynamo_translation(context: Any, record: RewriteRecord,
+                        keywords: Mapping[str, Any]) -> Callable:
     minimum = record.options['opset']
+    keys = _keys(record)
 
     @functools.wraps(record.rewriter)
     def translation(*args: Any, **kwargs: Any) -> Any:
@@ -301,8 +304,8 @@ def _dynamo_translation(context: Any, record: RewriteRecord) -> Callable:
         if minimum is not None and context.opset < minimum:
             raise _minimum_error(record, context.opset)
         call = RewriteCall(origin_func=None, cfg=context.cfg, backend=context.backend,
-                           ir=context.ir, keywords=context.keywords_for(record), kind='symbolic',
-                           keys=_keys(record), token=object())
+                           ir=context.ir, keywords=keywords, kind='symbolic', keys=keys,
+                           token=object())
         return run_call(call, record.rewriter, args, kwargs)
 
     return translation
