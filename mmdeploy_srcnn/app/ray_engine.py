@@ -185,6 +185,9 @@ def remove_leftovers(jobs: Sequence[Job]) -> None:
 
 
 def _first_line(err: BaseException) -> str:
+    """Ray's message up to its first line break (what follows is advice about Ray's own CLI or
+    a remote traceback; :func:`~mmdeploy_srcnn.backends.base.first_line` keeps three lines,
+    which suits engine errors), escaped."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return printable(lines[0] if lines else type(err).__name__)
 
