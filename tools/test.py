@@ -120,13 +120,10 @@ def onnx_upscaler(onnx_path: str, backend: str, precision: str) -> UpscaleFn:
 
 def runs_to_make(args: argparse.Namespace) -> List[Tuple[str, str]]:
     """``(engine, precision)`` pairs for --model: every precision on every engine running it."""
-    from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS, check_precision
+    from mmdeploy_srcnn.utils.precision import engine_precision_pairs
 
-    pairs = [(engine, precision) for engine in args.backend for precision in args.precision
-             if precision in ENGINE_PRECISIONS.get(engine, ('f32',))]
-    for precision in args.precision:
-        if not any(p == precision for _, p in pairs):
-            check_precision(args.backend[0], precision)  # raises, naming the supported ones
+    pairs = sorted(engine_precision_pairs(args.backend, args.precision),
+                   key=lambda pair: args.backend.index(pair[0]))  # engine by engine
     if args.quality_table and 'f32' not in args.precision:
         raise ValueError('--quality-table measures losses against f32: include f32 in '
                          '--precision')

@@ -30,7 +30,8 @@ from mmdeploy_srcnn.profiling.ort_nodes import NodeSplit, ort_node_split
 from mmdeploy_srcnn.profiling.timing import LatencyStats, time_runs
 from mmdeploy_srcnn.utils.logger import get_logger
 from mmdeploy_srcnn.utils.model_meta import ModelConvention
-from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS, check_precision, int8_model_path
+from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, engine_precision_pairs,
+                                            int8_model_path)
 
 Runner = Callable[[], Any]
 
@@ -189,16 +190,12 @@ def backend_configs(names: Sequence[str], deploy_cfg: Optional[Config] = None,
     validated; a precision no named engine runs is an error naming the supported ones."""
     own = dict(deploy_cfg.backend_config) if deploy_cfg is not None else {}
     configs = []
-    for precision in precisions:
-        runs = [{**(own if own.get('type') == name else {'type': name}), 'precision': precision}
-                for name in names if precision in ENGINE_PRECISIONS.get(name, ('f32',))]
-        if not runs:
-            check_precision(names[0], precision)  # raises, naming the supported precisions
-        configs += runs
-    for config in configs:
-        if config['type'] not in ENGINE_PRECISIONS:
+    for name, precision in engine_precision_pairs(names, precisions):
+        config = {**(own if own.get('type') == name else {'type': name}), 'precision': precision}
+        if name not in ENGINE_PRECISIONS:
             config.pop('precision')  # engines without precisions (the reference evaluator)
         validate_backend_config(config)
+        configs.append(config)
     return configs
 
 

@@ -17,7 +17,7 @@ import json
 import math
 import platform
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .scale import parse_decimal
 
@@ -143,6 +143,19 @@ def check_precision(engine: str, precision: str) -> str:
         raise ValueError(f'precision {precision!r} is not supported on {engine} '
                          f'(supported: {", ".join(ENGINE_PRECISIONS[engine])})')
     return precision
+
+
+def engine_precision_pairs(engines: Sequence[str], precisions: Sequence[str]
+                           ) -> List[Tuple[str, str]]:
+    """``(engine, precision)`` for each precision (in order) on each engine that runs it
+    (engines without precision options run f32 only); a precision that no engine runs is a
+    ``ValueError`` naming the supported ones."""
+    pairs = [(engine, precision) for precision in precisions for engine in engines
+             if precision in ENGINE_PRECISIONS.get(engine, ('f32',))]
+    for precision in precisions:
+        if not any(chosen == precision for _, chosen in pairs):
+            check_precision(engines[0], precision)  # raises, naming the supported ones
+    return pairs
 
 
 def fast_precisions(engine: str, features: CpuFeatures) -> Tuple[str, ...]:

@@ -96,3 +96,17 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, files, args, mes
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_runs_for_a_model_go_engine_by_engine_over_the_precisions_each_runs():
+    import argparse
+    args = argparse.Namespace(backend=['openvino', 'onnxruntime'], precision=['f32', 'bf16'],
+                              quality_table=None)
+    assert test_tool.runs_to_make(args) == [('openvino', 'f32'), ('openvino', 'bf16'),
+                                            ('onnxruntime', 'f32')]
+    args.precision, args.quality_table = ['bf16'], 'table.json'
+    with pytest.raises(ValueError, match='measures losses against f32: include f32'):
+        test_tool.runs_to_make(args)
+    args.backend = ['onnxruntime']
+    with pytest.raises(ValueError, match="precision 'bf16' is not supported on onnxruntime"):
+        test_tool.runs_to_make(args)

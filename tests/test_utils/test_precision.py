@@ -14,8 +14,8 @@ import pytest
 from mmdeploy_srcnn.utils.precision import (ENGINE_PRECISIONS, MAX_AUTO_LOSS_DB, QUALITY_SCALES,
                                             SPEED_ORDER, CpuFeatures, QualityTable,
                                             QualityTableError, check_precision, choose_precision,
-                                            fast_precisions, int8_model_path, parse_quality_table,
-                                            read_cpu_features)
+                                            engine_precision_pairs, fast_precisions,
+                                            int8_model_path, parse_quality_table, read_cpu_features)
 
 XEON_VNNI = CpuFeatures('Intel Xeon (Sapphire Rapids, no AMX)',
                         frozenset('avx2 avx512f avx512_vnni avx512_bf16 avx512_fp16'.split()))
@@ -223,3 +223,13 @@ def test_parse_quality_table_rejects(text, message):
         parse_quality_table(text, source='model.onnx')
     assert str(info.value).startswith('model.onnx: bad quality table at ')
     assert message in str(info.value)
+
+
+def test_engine_precision_pairs_keep_every_precision_an_engine_runs():
+    assert engine_precision_pairs(['onnxruntime', 'openvino', 'reference'],
+                                  ['f32', 'bf16', 'int8']) == [
+        ('onnxruntime', 'f32'), ('openvino', 'f32'), ('reference', 'f32'),
+        ('openvino', 'bf16'), ('onnxruntime', 'int8'), ('openvino', 'int8')]
+    with pytest.raises(ValueError, match="precision 'bf16' is not supported on onnxruntime "
+                                         r'\(supported: f32, int8\)'):
+        engine_precision_pairs(['onnxruntime'], ['f32', 'bf16'])
