@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 from mmdeploy_srcnn.backends import BackendError, build_backend
-from mmdeploy_srcnn.backends.base import BackendTimeout, first_line
+from mmdeploy_srcnn.backends.base import BackendTimeout
+from mmdeploy_srcnn.backends.model_file import inspect_model_file
 from mmdeploy_srcnn.utils.image import from_float, to_float
-from mmdeploy_srcnn.utils.model_meta import ModelConvention, read_onnx_metadata
+from mmdeploy_srcnn.utils.model_meta import ModelConvention
 from mmdeploy_srcnn.utils.precision import ENGINE_PRECISIONS
 from mmdeploy_srcnn.utils.scale import format_scale, parse_scale
 from mmdeploy_srcnn.utils.sizes import resized_length, unenlarged_sides
@@ -142,11 +143,7 @@ class Upscaler:
         path = Path(onnx_path)
         if not path.is_file():
             raise BackendError(f'{path}: ONNX model file not found')
-        try:
-            metadata = read_onnx_metadata(path)
-        except Exception as err:  # not a model: DecodeError and others
-            raise BackendError(f'{path}: not a readable ONNX model ({first_line(err)})') \
-                from None
+        metadata = inspect_model_file(path, allow_external_data)  # the backend's own checks
         resolved = resolve_precision(path, metadata, backend, precision,
                                      scale=None if for_scale is None else _scale_pair(for_scale))
         self.precision, self.precision_reason = resolved.precision, resolved.reason

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Tuple
 
-from .base import BackendError
+from .base import BackendError, first_line
 
 
 def _attribute_tensors(attribute: Any) -> Iterator[Any]:
@@ -106,9 +106,8 @@ def inspect_model_file(onnx_path: Path, allow_external_data: bool) -> Dict[str, 
     try:
         proto = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as err:  # DecodeError and others for a file that is not a model
-        message = str(err).strip().splitlines()
-        raise BackendError(f'{onnx_path}: not a readable ONNX model '
-                           f'({message[0] if message else type(err).__name__})') from None
+        raise BackendError(f'{onnx_path}: not a readable ONNX model ({first_line(err)})') \
+            from None
     for tensor, location in external_locations(proto):
         if not allow_external_data:
             raise BackendError(f'{onnx_path}: tensor {tensor} keeps its data in another '
